@@ -1,0 +1,43 @@
+# Tuma's two commands: `make run` (the gateway on this machine) and `make test` (every test).
+# Both set up what they need: a Python 3.13 virtualenv for the tools and tests, and one for
+# MiniStack (it pins botocore differently from aws-sam-cli, so it cannot share ours).
+
+SHELL := /bin/bash
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+VENV := .venv
+MINISTACK_VENV := .tuma/ministack-venv
+PY := $(VENV)/bin/python
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: run test unit e2e bench clean
+
+run: $(VENV)/.installed $(MINISTACK_VENV)/.installed
+	$(PY) -m local.stack
+
+test: $(VENV)/.installed $(MINISTACK_VENV)/.installed
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/e2e
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+e2e: $(VENV)/.installed $(MINISTACK_VENV)/.installed
+	$(PY) -m pytest tests/e2e
+
+$(VENV)/.installed: requirements-dev.txt layers/tuma/requirements.txt
+	@if [ -z "$(PYTHON313)" ]; then \
+	  echo "Tuma needs Python 3.13 (the Lambda runtime in template.yaml is python3.13, and sam build"; \
+	  echo "must find it on PATH). Install it, e.g. 'pyenv install 3.13', or set PYTHON313=/path/to/python3.13."; \
+	  exit 1; fi
+	$(PYTHON313) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements-dev.txt
+	touch $@
+
+$(MINISTACK_VENV)/.installed: local/requirements-ministack.txt
+	@mkdir -p .tuma
+	$(PYTHON313) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/pip install $(PIP_QUIET) -r local/requirements-ministack.txt
+	touch $@
+
+clean:
+	rm -rf .aws-sam .tuma $(VENV)

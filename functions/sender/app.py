@@ -1,0 +1,53 @@
+"""The sender: SQS batch → one provider call per job; only failed jobs go back to the queue.
+
+A malformed job is moved to the DLQ with its reason and reported as handled, so it neither
+fails its neighbours nor is retried."""
+
+from datetime import datetime, timedelta, timezone
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from tuma import settings
+from tuma.domain.jobs import MalformedJob, parse_job
+from tuma.domain.sending import send_job
+from tuma.observability import NAMESPACE, logger, metrics, tracer
+from tuma.store import queue
+from tuma.store.messages import MessageStore
+
+processor = BatchProcessor(event_type=EventType.SQS)
+store = MessageStore()
+# A claim older than the function's timeout belongs to an invocation that can no longer finish.
+IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@tracer.capture_method
+def handle_job(record: SQSRecord) -> None:
+    try:
+        job = parse_job(record.body)
+    except MalformedJob as problem:
+        logger.warning("malformed job moved to the DLQ", extra={"sqs_message_id": record.message_id, "reason": str(problem)})
+        queue.dead_letter(record.body, str(problem), record.message_id)
+        metrics.add_metric(name="MalformedJobs", unit=MetricUnit.Count, value=1)
+        return
+    logger.append_keys(message_id=job.request_id, tenant_id=job.tenant_id)
+    provider = settings.providers()[job.provider]
+    report = send_job(job, store, provider, _now, IN_FLIGHT_GRACE)
+    logger.info("job done", extra={"provider": job.provider, "counts": report.counts})
+    for status, count in report.counts.items():
+        # One job has one provider, but a batch may mix both: dimension each figure on its own.
+        with single_metric(name=f"Messages{status.capitalize()}", unit=MetricUnit.Count, value=count,
+                           namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="provider", value=job.provider)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return process_partial_response(event=event, record_handler=handle_job, processor=processor, context=context)

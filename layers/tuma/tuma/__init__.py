@@ -1,0 +1,1 @@
+"""Tuma: the shared package of the gateway's Lambdas (domain, providers, store)."""

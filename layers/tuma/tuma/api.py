@@ -1,0 +1,50 @@
+"""What the API handlers share: the resolver with Tuma's error shape, and the caller's tenant."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from tuma.domain.errors import ApiError, ValidationFailed
+from tuma.observability import logger
+
+
+def error_response(status: int, code: str, message: str, details=None) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body={"error": {"code": code, "message": message, "details": details or []}})
+
+
+def resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.exception_handler(ApiError)
+    def _api_error(problem: ApiError) -> Response:
+        logger.info("request refused", extra={"code": problem.code, "status": problem.status})
+        return error_response(problem.status, problem.code, problem.message, problem.details)
+
+    @app.not_found
+    def _no_route(_: NotFoundError) -> Response:
+        return error_response(404, "not_found", f"No route {app.current_event.http_method} {app.current_event.path}.")
+
+    return app
+
+
+def json_body(app: APIGatewayRestResolver) -> object:
+    body = app.current_event.decoded_body
+    if not body:
+        raise ValidationFailed("invalid_request", "The request needs a JSON body.")
+    try:
+        return json.loads(body)
+    except ValueError as problem:
+        raise ValidationFailed("invalid_json", f"The request body is not valid JSON: {problem}.") from None
+
+
+def tenant_id(app: APIGatewayRestResolver) -> str:
+    """The tenant the authorizer resolved from the API key (its principalId)."""
+    authorizer = app.current_event.request_context.authorizer
+    tenant = (authorizer.get("tenant_id") if authorizer else None) or (authorizer or {}).get("principalId")
+    if not tenant:
+        raise RuntimeError("no tenant in the authorizer context: is the route behind the authorizer?")
+    return tenant

@@ -1,0 +1,30 @@
+"""Errors the domain raises; handlers turn them into the API's JSON error shape."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A caller's mistake: answered with a 4xx and `{"error": {"code", "message", "details"}}`."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, details: list | dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details if details is not None else []
+
+    def to_body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ValidationFailed(ApiError):
+    status = 400
+
+
+class TooLarge(ApiError):
+    status = 413
+
+
+class NotFound(ApiError):
+    status = 404

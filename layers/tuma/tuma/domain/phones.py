@@ -1,0 +1,46 @@
+"""Kenyan mobile numbers as people write them (0712…, 712…, 254712…, +254712…), via `phonenumbers`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+class InvalidNumber(ValueError):
+    """The text is not a Kenyan mobile number; the message says why."""
+
+
+@dataclass(frozen=True)
+class Msisdn:
+    e164: str  # "+254712345678": SayaSMS's form
+
+    @property
+    def digits(self) -> str:
+        """254sms's form: country code and number, no '+'."""
+        return self.e164[1:]
+
+
+def normalise(raw: object) -> Msisdn:
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidNumber("must be a non-empty string")
+    try:
+        number = phonenumbers.parse(raw, "KE")
+    except phonenumbers.NumberParseException:
+        raise InvalidNumber("is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidNumber("is not a valid phone number")
+    if phonenumbers.region_code_for_number(number) != "KE":
+        raise InvalidNumber("is not a Kenyan number (+254)")
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        raise InvalidNumber("is not a mobile number")
+    return Msisdn(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def mask(number: str) -> str:
+    """For logs: all but the last three digits hidden."""
+    text = str(number)
+    return "*" * max(len(text) - 3, 0) + text[-3:]

@@ -1,0 +1,8 @@
+"""Powertools Logger, Tracer and Metrics shared by every handler (service name from the env)."""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+tracer = Tracer()
+NAMESPACE = "Tuma"
+metrics = Metrics(namespace=NAMESPACE)

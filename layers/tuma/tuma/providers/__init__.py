@@ -1,0 +1,1 @@
+"""Adapters for the two providers, speaking their documented HTTP APIs with `requests`."""

@@ -1,0 +1,56 @@
+"""One pooled keep-alive session per process, and the mapping of transport failures onto the
+domain's three failure kinds."""
+
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from tuma.domain.providers import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+
+CONNECT_TIMEOUT_S = 3.05
+READ_TIMEOUT_S = 10.0
+POOL_SIZE = 32
+
+_session: requests.Session | None = None
+
+
+def session() -> requests.Session:
+    global _session
+    if _session is None:
+        _session = requests.Session()
+        # No automatic retries: a retried POST could send an SMS twice. SQS does the retrying.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
+        _session.mount("https://", adapter)
+        _session.mount("http://", adapter)
+    return _session
+
+
+def call(provider: str, method: str, url: str, **kwargs) -> requests.Response:
+    """An HTTP call whose failures come out as the domain's ProviderUnavailable/Ambiguous."""
+    try:
+        response = session().request(method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
+    except requests.exceptions.ConnectTimeout:
+        raise ProviderUnavailable(provider, "connection timed out") from None
+    except requests.exceptions.ReadTimeout:
+        raise ProviderAmbiguous(provider, f"no answer within {READ_TIMEOUT_S:g} s after the request was sent",
+                                code="read_timeout") from None
+    except requests.exceptions.ConnectionError as problem:
+        # Refused or reset: the usual outage; a reset after sending is rare and reads the same.
+        raise ProviderUnavailable(provider, f"connection failed: {type(problem).__name__}") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise ProviderUnavailable(provider, f"HTTP {response.status_code}", code=str(response.status_code))
+    return response
+
+
+def json_body(provider: str, response: requests.Response) -> dict:
+    """The answer's JSON object. A 2xx we cannot read may still mean the message went out."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        return document
+    if response.ok:
+        raise ProviderAmbiguous(provider, f"unreadable answer (HTTP {response.status_code})")
+    raise ProviderRejected(provider, f"HTTP {response.status_code}", code=str(response.status_code))

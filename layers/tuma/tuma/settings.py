@@ -1,0 +1,45 @@
+"""Configuration: plain settings from the environment (set by template.yaml), provider
+credentials from SSM Parameter Store SecureStrings through Powertools Parameters, cached.
+
+Parameter names, under CONFIG_PATH (e.g. /tuma/local):
+  providers/254sms/username, providers/254sms/api_key, providers/sayasms/api_key"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools.utilities import parameters
+
+from tuma.domain.providers import Provider
+from tuma.providers.sayasms import SayaSms
+from tuma.providers.sms254 import Sms254
+
+SECRETS_MAX_AGE_S = 300  # a rotated key is picked up within five minutes
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise RuntimeError(f"environment variable {name} is not set")
+    return value
+
+
+def default_provider() -> str:
+    return env("DEFAULT_PROVIDER", "sayasms")
+
+
+def _secrets() -> dict[str, str]:
+    path = env("CONFIG_PATH").rstrip("/") + "/providers"
+    return parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
+
+
+def providers() -> dict[str, Provider]:
+    secrets = _secrets()
+    try:
+        return {
+            "254sms": Sms254(env("SMS254_BASE_URL"), secrets["254sms/username"], secrets["254sms/api_key"]),
+            "sayasms": SayaSms(env("SAYASMS_BASE_URL"), secrets["sayasms/api_key"],
+                               callback_url=os.environ.get("SAYASMS_CALLBACK_URL") or None),
+        }
+    except KeyError as missing:
+        raise RuntimeError(f"SSM parameter {env('CONFIG_PATH')}/providers/{missing.args[0]} is missing") from None

@@ -1,0 +1,1 @@
+"""AWS-backed stores: DynamoDB for messages and API keys, SQS for jobs."""

@@ -1,0 +1,31 @@
+"""The one DynamoDB table (single-table design). Keys:
+
+  T#<tenant>#M#<request id> / REQ        a send request: sender, provider, recipients as accepted
+  T#<tenant>#M#<request id> / R#<n>      recipient n once the sender has touched it: status, history
+  KEY#<sha256 of api key>   / KEY        an API key's tenant
+
+The tenant is part of every message key, so one tenant cannot read another's messages even by
+guessing ids. Items carry `expires_at` (epoch seconds) for TTL retention."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import boto3
+
+REQUEST_SK = "REQ"
+RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", "90"))
+
+
+@cache
+def table():
+    return boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+
+
+def message_pk(tenant_id: str, request_id: str) -> str:
+    return f"T#{tenant_id}#M#{request_id}"
+
+
+def recipient_sk(index: int) -> str:
+    return f"R#{index:06d}"

@@ -1,0 +1,1 @@
+"""Provider simulators for the local stack and the tests: 254sms and SayaSMS."""
