@@ -6,6 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tuma import api, settings
 from tuma.domain.messages import accept_send
+from tuma.domain.phones import mask
 from tuma.observability import logger, metrics, tracer
 from tuma.store import messages, queue
 
@@ -22,6 +23,9 @@ def send():
     logger.append_keys(message_id=accepted.request_id)
     logger.info("send accepted", extra={"queued": len(accepted.queued), "provider": accepted.provider,
                                         "recipients": len(accepted.recipients)})
+    for recipient in accepted.recipients:
+        if recipient.reason:
+            logger.info("recipient rejected", extra={"to": mask(recipient.given), "reason": recipient.reason})
     metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=len(accepted.queued))
     return accepted.response(), 202
 
