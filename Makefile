@@ -3,7 +3,10 @@
 # MiniStack (it pins botocore differently from aws-sam-cli, so it cannot share ours).
 
 SHELL := /bin/bash
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+# The first Python 3.13 that really runs (a pyenv shim may exist for a version that is not active).
+PYTHON313 ?= $(shell for candidate in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+  if "$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; then \
+    command -v "$$candidate"; break; fi; done)
 VENV := .venv
 MINISTACK_VENV := .tuma/ministack-venv
 PY := $(VENV)/bin/python

@@ -1,0 +1,77 @@
+"""Kenyan mobile numbers as people write them, normalised with `phonenumbers` (tuma.domain.phones)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuma.domain.phones import InvalidNumber, Msisdn, mask, normalise
+
+
+@pytest.mark.parametrize("written", [
+    "0712345678",          # national, with the trunk 0
+    "712345678",           # national, without it
+    "254712345678",        # country code, no '+' (254sms's form)
+    "+254712345678",       # E.164 (SayaSMS's form)
+    " +254712345678 ",     # surrounding blanks
+    "+254 712 345 678",    # grouped
+    "0712-345-678",
+    "0712 345 678",
+    "(0712) 345678",
+    "+254 (0) 712 345 678",
+])
+def test_every_kenyan_way_of_writing_a_mobile_number_gives_the_same_e164(written):
+    assert normalise(written) == Msisdn("+254712345678")
+
+
+@pytest.mark.parametrize("written, e164", [
+    ("0722111222", "+254722111222"),   # Safaricom 072x
+    ("0733123456", "+254733123456"),   # Airtel 073x
+    ("0110123456", "+254110123456"),   # Safaricom 011x: a mobile range that starts with 1
+    ("0100123456", "+254100123456"),   # Airtel 010x
+])
+def test_other_kenyan_mobile_ranges_are_accepted(written, e164):
+    assert normalise(written).e164 == e164
+
+
+def test_digits_is_254sms_form_without_plus():
+    number = normalise("0712345678")
+    assert number.e164 == "+254712345678"
+    assert number.digits == "254712345678"
+
+
+@pytest.mark.parametrize("written, reason", [
+    ("+254202222222", "is not a mobile number"),       # a Nairobi landline
+    ("020 2222222", "is not a mobile number"),
+    ("+14155552671", "is not a Kenyan number (+254)"),  # valid, but American
+    ("+255712345678", "is not a Kenyan number (+254)"),  # valid, but Tanzanian
+    ("07123456789", "is not a valid phone number"),     # one digit too many
+    ("071234567", "is not a valid phone number"),       # one digit too few
+    ("12", "is not a valid phone number"),
+    ("hello", "is not a phone number"),
+    ("", "must be a non-empty string"),
+    ("   ", "must be a non-empty string"),
+])
+def test_unusable_numbers_raise_invalid_number_saying_why(written, reason):
+    with pytest.raises(InvalidNumber) as raised:
+        normalise(written)
+    assert str(raised.value) == reason
+
+
+@pytest.mark.parametrize("value", [None, 712345678, 254712345678, ["+254712345678"], {"n": "0712345678"}])
+def test_anything_but_a_string_is_refused(value):
+    with pytest.raises(InvalidNumber, match="must be a non-empty string"):
+        normalise(value)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG tuma/domain/phones.py:31: phonenumbers.parse converts letters by the phone keypad "
+    "(vanity numbers), so the typo '0712ABCDEF' is accepted as +254712222333 and an SMS would go "
+    "to a stranger's number; a number containing letters should be rejected"))
+def test_a_number_with_letters_is_rejected_not_translated_by_the_keypad():
+    with pytest.raises(InvalidNumber):
+        normalise("0712ABCDEF")
+
+
+def test_mask_hides_all_but_the_last_three_digits():
+    assert mask("+254712345678") == "**********678"
+    assert mask("12") == "12"
