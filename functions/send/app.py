@@ -2,13 +2,9 @@
 
 from datetime import datetime, timezone
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from tuma import api, settings
-from tuma.domain.messages import accept_send
-from tuma.domain.phones import mask
+from tuma.domain.messages import accept_send, send_response
 from tuma.observability import logger, metrics, tracer
-from tuma.store import messages, queue
 
 app = api.resolver()
 
@@ -18,16 +14,8 @@ app = api.resolver()
 def send():
     now = datetime.now(timezone.utc)
     accepted = accept_send(api.json_body(app), api.tenant_id(app), settings.default_provider(), now)
-    messages.put_request(accepted, now)
-    queue.enqueue(accepted.job())
-    logger.append_keys(message_id=accepted.request_id)
-    logger.info("send accepted", extra={"queued": len(accepted.queued), "provider": accepted.provider,
-                                        "recipients": len(accepted.recipients)})
-    for recipient in accepted.recipients:
-        if recipient.reason:
-            logger.info("recipient rejected", extra={"to": mask(recipient.given), "reason": recipient.reason})
-    metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=len(accepted.queued))
-    return accepted.response(), 202
+    api.store_and_queue(accepted, "send", now)
+    return send_response(accepted), 202
 
 
 @logger.inject_lambda_context(clear_state=True)

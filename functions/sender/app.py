@@ -1,12 +1,13 @@
-"""The sender: SQS batch → one provider call per job; only failed jobs go back to the queue.
+"""The sender: an SQS batch of jobs, sent concurrently; only failed jobs go back to the queue.
 
 A malformed job is moved to the DLQ with its reason and reported as handled, so it neither
 fails its neighbours nor is retried."""
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tuma import settings
@@ -16,7 +17,7 @@ from tuma.observability import NAMESPACE, logger, metrics, tracer
 from tuma.store import queue
 from tuma.store.messages import MessageStore
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = AsyncBatchProcessor(event_type=EventType.SQS)
 store = MessageStore()
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
 IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
@@ -26,19 +27,21 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@tracer.capture_method
 def handle_job(record: SQSRecord) -> None:
     try:
-        job = parse_job(record.body)
+        job = parse_job(record.body, record.message_id)
     except MalformedJob as problem:
         logger.warning("malformed job moved to the DLQ", extra={"sqs_message_id": record.message_id, "reason": str(problem)})
         queue.dead_letter(record.body, str(problem), record.message_id)
         metrics.add_metric(name="MalformedJobs", unit=MetricUnit.Count, value=1)
         return
-    logger.append_keys(message_id=job.request_id, tenant_id=job.tenant_id)
-    provider = settings.providers()[job.provider]
-    report = send_job(job, store, provider, _now, IN_FLIGHT_GRACE)
-    logger.info("job done", extra={"provider": job.provider, "counts": report.counts})
+    keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "provider": job.provider}
+    try:
+        report = send_job(job, store, settings.providers()[job.provider], _now, IN_FLIGHT_GRACE)
+    except Exception as problem:
+        logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
+        raise
+    logger.info("job done", extra={**keys, "counts": report.counts})
     for status, count in report.counts.items():
         # One job has one provider, but a batch may mix both: dimension each figure on its own.
         with single_metric(name=f"Messages{status.capitalize()}", unit=MetricUnit.Count, value=count,
@@ -46,8 +49,14 @@ def handle_job(record: SQSRecord) -> None:
             metric.add_dimension(name="provider", value=job.provider)
 
 
+async def handle_job_async(record: SQSRecord) -> None:
+    # The jobs of a batch run at once, each in a thread: their time is spent waiting on providers.
+    await asyncio.to_thread(handle_job, record)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    return process_partial_response(event=event, record_handler=handle_job, processor=processor, context=context)
+    return async_process_partial_response(event=event, record_handler=handle_job_async, processor=processor,
+                                          context=context)

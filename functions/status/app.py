@@ -1,7 +1,9 @@
-"""GET /v1/messages/{id}: a recipient's status and history, or every recipient of a request."""
+"""GET /v1/messages/{id} (a message, or every message of a single send) and GET /v1/batches/{id}."""
 
 from tuma import api
-from tuma.domain.views import view_for
+from tuma.domain import ids
+from tuma.domain.errors import NotFound
+from tuma.domain.views import batch_view, message_view, request_view
 from tuma.observability import logger, tracer
 from tuma.store import messages
 
@@ -11,8 +13,24 @@ app = api.resolver()
 @app.get("/v1/messages/<message_id>")
 @tracer.capture_method
 def get_message(message_id: str):
-    tenant = api.tenant_id(app)
-    return view_for(message_id, lambda request_id: messages.get_request(tenant, request_id))
+    parsed = ids.parse_message_id(message_id)
+    if parsed is None:
+        raise NotFound("not_found", f"No message {message_id}.")
+    request_id, index = parsed
+    if index is not None:
+        return message_view(*messages.get_message(api.tenant_id(app), request_id, index), message_id)
+    if ids.is_batch(request_id):
+        raise NotFound("not_found", f"{message_id} is a batch: see GET /v1/batches/{message_id}.")
+    return request_view(*messages.get_request(api.tenant_id(app), request_id), request_id)
+
+
+@app.get("/v1/batches/<batch_id>")
+@tracer.capture_method
+def get_batch(batch_id: str):
+    parsed = ids.parse_message_id(batch_id)
+    if parsed is None or parsed[1] is not None or not ids.is_batch(parsed[0]):
+        raise NotFound("not_found", f"No batch {batch_id}.")
+    return batch_view(*messages.get_statuses(api.tenant_id(app), batch_id), batch_id)
 
 
 @logger.inject_lambda_context(clear_state=True)

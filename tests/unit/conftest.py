@@ -6,6 +6,7 @@ simulators of local/simulators served on free loopback ports.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -149,10 +150,23 @@ def create_table(client) -> None:
                                TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True})
 
 
+@pytest.fixture(scope="session")
+def _one_kms_key_per_spec() -> Iterator[None]:
+    """The SSM SecureStrings make moto create SSM's default KMS key, a fresh 2048-bit RSA key in
+    every test (about 40 ms of CPU each); one key per key spec serves every test as well."""
+    from moto.kms import models as kms_models
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kms_models, "generate_private_key", functools.cache(kms_models.generate_private_key))
+        yield
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+def aws(monkeypatch: pytest.MonkeyPatch, _one_kms_key_per_spec: None) -> Iterator[Aws]:
     """moto with the table, the send queue and its DLQ, and the providers' SSM SecureStrings."""
-    with mock_aws():
+    # Keep boto3's default session between tests: its service models stay loaded (moto would
+    # otherwise drop it, and every test would pay ~30 ms per client to load them again).
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb)
         sqs = boto3.client("sqs", region_name=REGION)

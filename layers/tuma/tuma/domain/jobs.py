@@ -1,4 +1,5 @@
-"""The send job: the versioned contract between the API (or any producer) and the sender."""
+"""The send job: the versioned contract between the API (or any producer) and the sender.
+Its JSON Schema is tuma/schemas/send_job.v1.json; docs/queue-jobs.md shows a producer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from functools import cache
 from importlib import resources
 
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
+from tuma.domain import ids
+from tuma.domain.phones import InvalidNumber, normalise
 
 VERSION = 1
 
@@ -19,7 +23,9 @@ class MalformedJob(ValueError):
 @dataclass(frozen=True)
 class JobRecipient:
     message_id: str
-    number: str  # E.164
+    number: str  # E.164, or the text given when `problem` is set
+    body: str
+    problem: str | None = None  # why this recipient cannot be sent (a producer's bad number)
 
     @property
     def index(self) -> int:
@@ -32,14 +38,20 @@ class SendJob:
     request_id: str
     provider: str
     sender: str
-    body: str
     callback_url: str | None
     recipients: tuple[JobRecipient, ...]
+    from_api: bool  # False: a producer's job, whose request Tuma has not stored yet
+
+    @property
+    def sendable(self) -> list[JobRecipient]:
+        return [r for r in self.recipients if r.problem is None]
 
 
 def new_job(*, tenant_id, request_id, provider, sender, body, callback_url, recipients) -> dict:
-    job = {"version": VERSION, "tenant_id": tenant_id, "request_id": request_id,
-           "provider": provider, "from": sender, "body": body, "recipients": recipients}
+    job = {"version": VERSION, "origin": "api", "tenant_id": tenant_id, "request_id": request_id,
+           "provider": provider, "from": sender, "recipients": recipients}
+    if body is not None:
+        job["body"] = body
     if callback_url:
         job["callback_url"] = callback_url
     return job
@@ -50,7 +62,8 @@ def schema() -> dict:
     return json.loads(resources.files("tuma.schemas").joinpath("send_job.v1.json").read_text())
 
 
-def parse_job(text: str) -> SendJob:
+def parse_job(text: str, queue_message_id: str) -> SendJob:
+    """Validate a job; `queue_message_id` seeds the ids of a producer job that has none."""
     try:
         document = json.loads(text)
     except (TypeError, ValueError) as problem:
@@ -60,10 +73,22 @@ def parse_job(text: str) -> SendJob:
     except SchemaValidationError as problem:
         # validation_message names the rule and path without echoing values (phone numbers).
         raise MalformedJob(f"does not match send_job.v1: {problem.validation_message}") from None
-    recipients = tuple(JobRecipient(r["message_id"], r["number"]) for r in document["recipients"])
-    if any(not r.message_id.startswith(document["request_id"] + "_") for r in recipients):
-        raise MalformedJob("a recipient's message_id does not belong to the job's request_id")
-    return SendJob(
-        tenant_id=document["tenant_id"], request_id=document["request_id"],
-        provider=document["provider"], sender=document["from"], body=document["body"],
-        callback_url=document.get("callback_url"), recipients=recipients)
+    request_id = document.get("request_id") or ids.derived_request_id(queue_message_id)
+    shared_body = document.get("body")
+    recipients = []
+    for position, raw in enumerate(document["recipients"], start=1):
+        body = raw.get("body", shared_body)
+        if body is None:
+            raise MalformedJob(f"recipients[{position - 1}] has no body and the job has no shared `body`")
+        message_id = raw.get("message_id") or ids.recipient_id(request_id, position)
+        if ids.parse_message_id(message_id)[0] != request_id:
+            raise MalformedJob(f"recipients[{position - 1}].message_id does not belong to request {request_id}")
+        try:
+            recipients.append(JobRecipient(message_id, normalise(raw["number"]).e164, body))
+        except InvalidNumber as problem:
+            recipients.append(JobRecipient(message_id, raw["number"], body, f"number {problem}"))
+    if len({r.message_id for r in recipients}) != len(recipients):
+        raise MalformedJob("two recipients share a message_id")
+    return SendJob(tenant_id=document["tenant_id"], request_id=request_id, provider=document["provider"],
+                   sender=document["from"], callback_url=document.get("callback_url"),
+                   recipients=tuple(recipients), from_api=document.get("origin") == "api")

@@ -34,11 +34,20 @@ class ProviderAmbiguous(ProviderError):
     pass
 
 
+NOT_TAKEN = "not_taken"  # not a status: the provider certainly did not take it, so it may be retried
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    number: str  # E.164
+    body: str
+
+
 @dataclass(frozen=True)
 class RecipientOutcome:
-    """What the provider said of one recipient, in the order the numbers were given."""
+    """What the provider said of one message, in the order the messages were given."""
 
-    status: str  # sent | failed
+    status: str  # sent | failed | unknown | not_taken
     provider_message_id: str | None = None
     cost: str | None = None
     error_code: str | None = None
@@ -55,8 +64,20 @@ class Balance:
 class Provider(Protocol):
     name: str
 
-    def send(self, sender: str, body: str, numbers: list[str]) -> list[RecipientOutcome]:
-        """Send one body to E.164 `numbers`; one outcome per number, in order."""
+    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+        """Send `messages`; one outcome per message, in order. A failure of the whole call may
+        also be raised as a ProviderError."""
 
     def balance(self) -> dict:
         """The provider's balance fields; raises ProviderError when it cannot be had."""
+
+
+def outcomes_of_failed_call(problem: ProviderError, count: int) -> list[RecipientOutcome]:
+    """Per-message outcomes of a call that failed as a whole."""
+    if isinstance(problem, ProviderUnavailable):
+        status = NOT_TAKEN
+    elif isinstance(problem, ProviderRejected):
+        status = "failed"
+    else:
+        status = "unknown"
+    return [RecipientOutcome(status, error_code=problem.code, reason=problem.reason)] * count

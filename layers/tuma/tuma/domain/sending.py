@@ -1,11 +1,11 @@
-"""The sender's rule for one job: claim its recipients, call the provider once, record outcomes.
+"""The sender's rule for one job: claim its recipients, call the provider, record outcomes.
 
-No recipient is sent twice. Before the provider call each recipient is claimed (status
-`sending`, attempt `in_flight`) with a conditional write that only succeeds for a recipient never
-tried or whose last attempt the provider certainly did not take. A redelivered job therefore skips
-recipients already sent or failed; and one found `in_flight` from an invocation that died between
-the provider call and the status write is marked `unknown`, never resent, because the provider
-may have taken it."""
+No message is sent twice. Before the provider call each recipient is claimed (status `sending`,
+attempt `in_flight`) with a conditional write that succeeds only for a recipient never tried, or
+whose last attempt the provider certainly did not take. So a redelivered job skips recipients
+already sent or failed; and a recipient still `in_flight` from an invocation that died between
+the provider call and the status write is marked `unknown` once that invocation must be over
+(`in_flight_grace`, the function's timeout), never resent, because the provider may have it."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from typing import Protocol
 
 from tuma.domain.jobs import JobRecipient, SendJob
 from tuma.domain.providers import (
-    Provider, ProviderAmbiguous, ProviderRejected, ProviderUnavailable, RecipientOutcome)
-from tuma.domain.status import FAILED, SENT, UNKNOWN
+    NOT_TAKEN, OutgoingMessage, Provider, ProviderError, ProviderUnavailable, RecipientOutcome,
+    outcomes_of_failed_call)
+from tuma.domain.status import FAILED, REJECTED, SENT, UNKNOWN
+
+DIED_MID_CALL = "an earlier attempt ended between the provider call and recording its answer"
 
 
 class JobBusy(Exception):
@@ -46,13 +49,16 @@ class Claims:
 
 
 class SendStore(Protocol):
+    def register(self, job: SendJob, now: datetime) -> None:
+        """Store a producer's job as a request, once, so that its messages can be looked up."""
+
     def claim(self, job: SendJob, recipients: list[JobRecipient], now: datetime) -> Claims: ...
 
     def release(self, job: SendJob, recipients: list[JobRecipient], now: datetime, reason: str) -> None:
         """The provider did not take these: a later delivery of the job may claim them again."""
 
     def record(self, job: SendJob, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
-        """Store each outcome, forward only."""
+        """Store each outcome, forward only; the same outcome twice is stored once."""
 
 
 @dataclass
@@ -66,39 +72,43 @@ class JobReport:
 
 def send_job(job: SendJob, store: SendStore, provider: Provider, clock: Callable[[], datetime],
              in_flight_grace: timedelta) -> JobReport:
-    """Raises ProviderUnavailable (nothing sent, retry the job) or JobBusy (retry later)."""
-    report = JobReport(provider.name)
-    claims = store.claim(job, list(job.recipients), clock())
+    """Raises ProviderUnavailable (some messages not taken: retry the job) or JobBusy (retry later)."""
+    if not job.from_api:
+        store.register(job, clock())
+    outcomes = [(r, Outcome(REJECTED, provider.name, reason=r.problem)) for r in job.recipients if r.problem]
+    claims = store.claim(job, job.sendable, clock())
     stale = [r for r, claimed_at in claims.in_flight if clock() - claimed_at > in_flight_grace]
-    if stale:
-        reason = "an earlier attempt ended between the provider call and recording its answer"
-        store.record(job, [(r, Outcome(UNKNOWN, provider.name, reason=reason)) for r in stale], clock())
-        report.add(UNKNOWN, len(stale))
+    outcomes += [(r, Outcome(UNKNOWN, provider.name, reason=DIED_MID_CALL)) for r in stale]
+    not_taken: list[tuple[JobRecipient, RecipientOutcome]] = []
     if claims.claimed:
-        outcomes = _call_provider(job, claims.claimed, provider, store, clock)
-        store.record(job, outcomes, clock())
-        for _, outcome in outcomes:
-            report.add(outcome.status)
+        for recipient, answer in zip(claims.claimed, _call(provider, job.sender, claims.claimed)):
+            if answer.status == NOT_TAKEN:
+                not_taken.append((recipient, answer))
+            else:
+                outcomes.append((recipient, Outcome(answer.status, provider.name, answer.provider_message_id,
+                                                    answer.cost, answer.error_code, answer.reason)))
+    store.record(job, outcomes, clock())
+    report = JobReport(provider.name)
+    for _, outcome in outcomes:
+        report.add(outcome.status)
+    if not_taken:
+        reason = not_taken[0][1].reason or "not taken"
+        store.release(job, [r for r, _ in not_taken], clock(), reason)
+        raise ProviderUnavailable(provider.name, f"{len(not_taken)} message(s) not taken: {reason}")
     if len(claims.in_flight) > len(stale):
         raise JobBusy(f"{len(claims.in_flight) - len(stale)} recipient(s) are being sent by another invocation")
     return report
 
 
-def _call_provider(job: SendJob, recipients: list[JobRecipient], provider: Provider,
-                   store: SendStore, clock) -> list[tuple[JobRecipient, Outcome]]:
+def _call(provider: Provider, sender: str, recipients: list[JobRecipient]) -> list[RecipientOutcome]:
     try:
-        answers = provider.send(job.sender, job.body, [r.number for r in recipients])
-    except ProviderUnavailable as problem:
-        store.release(job, recipients, clock(), problem.reason)
-        raise
-    except ProviderRejected as problem:
-        answers = [RecipientOutcome(FAILED, error_code=problem.code, reason=problem.reason)] * len(recipients)
-    except ProviderAmbiguous as problem:
-        answers = [RecipientOutcome(UNKNOWN, error_code=problem.code, reason=problem.reason)] * len(recipients)
+        answers = provider.send(sender, [OutgoingMessage(r.number, r.body) for r in recipients])
+    except ProviderError as problem:
+        return outcomes_of_failed_call(problem, len(recipients))
     if len(answers) != len(recipients):
-        # A provider answer we cannot match to numbers: it took the call, so nothing may be resent.
-        reason = f"provider answered for {len(answers)} of {len(recipients)} numbers"
-        answers = [RecipientOutcome(UNKNOWN, reason=reason)] * len(recipients)
-    return [(r, Outcome(a.status if a.status in (SENT, FAILED, UNKNOWN) else UNKNOWN, provider.name,
-                        a.provider_message_id, a.cost, a.error_code, a.reason))
-            for r, a in zip(recipients, answers)]
+        # An answer we cannot match to messages: the provider took the call, so nothing may be resent.
+        reason = f"provider answered for {len(answers)} of {len(recipients)} messages"
+        return [RecipientOutcome(UNKNOWN, reason=reason)] * len(recipients)
+    known = (SENT, FAILED, UNKNOWN, NOT_TAKEN)
+    return [a if a.status in known else RecipientOutcome(UNKNOWN, reason=f"unexpected status {a.status}")
+            for a in answers]

@@ -1,51 +1,77 @@
-"""What GET /v1/messages/{id} shows, built from the stored request and recipient items."""
+"""What the status routes show, built from the stored items (see tuma.store.table)."""
 
 from __future__ import annotations
 
 from tuma.domain import ids
 from tuma.domain.errors import NotFound
+from tuma.domain.status import QUEUED, REJECTED
 
-_RECIPIENT_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at")
+_MESSAGE_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at")
 
 
-def recipient_view(request: dict, index: int, item: dict | None) -> dict:
-    accepted = next((r for r in request["recipients"] if int(r["i"]) == index), None)
+def _accepted(request: dict, chunk: dict | None, index: int) -> tuple[str, str, str | None] | None:
+    """(number, status, reason) of position `index` as accepted, or None if there is none."""
+    if chunk is None:
+        return None
+    start = int(chunk["sk"][2:])
+    numbers = chunk.get("numbers") or []
+    if not start <= index < start + len(numbers) or not numbers[index - start]:
+        return None
+    reason = (chunk.get("rejected") or {}).get(str(index))
+    return numbers[index - start], REJECTED if reason else QUEUED, reason
+
+
+def message_view(request: dict | None, chunk: dict | None, item: dict | None, message_id: str) -> dict:
+    accepted = _accepted(request, chunk, ids.parse_message_id(message_id)[1]) if request else None
     if accepted is None:
-        raise NotFound("not_found", f"No message {ids.recipient_id(request['request_id'], index)}.")
-    view = {
-        "message_id": ids.recipient_id(request["request_id"], index),
-        "request_id": request["request_id"],
-        "number": accepted["number"],
-        "status": (item or {}).get("status", accepted["status"]),
-        "provider": (item or {}).get("provider", request["provider"]),
-        "created_at": request["created_at"],
-    }
+        raise NotFound("not_found", f"No message {message_id}.")
+    number, status, reason = accepted
+    view = {"message_id": message_id, "request_id": request["request_id"], "number": number,
+            "status": (item or {}).get("status", status), "provider": (item or {}).get("provider", request["provider"]),
+            "created_at": request["created_at"]}
     if item:
-        view.update({name: item[name] for name in _RECIPIENT_FIELDS if item.get(name) is not None})
-    elif accepted.get("reason"):
-        view["reason"] = accepted["reason"]
-    history = [{"status": accepted["status"], "at": request["created_at"],
-                **({"reason": accepted["reason"]} if accepted.get("reason") else {})}]
-    history += [dict(entry) for entry in (item or {}).get("history", [])]
-    view["history"] = history
+        view.update({name: item[name] for name in _MESSAGE_FIELDS if item.get(name) is not None})
+    elif reason:
+        view["reason"] = reason
+    history = [{"status": status, "at": request["created_at"], **({"reason": reason} if reason else {})}]
+    view["history"] = history + [dict(entry) for entry in (item or {}).get("history", [])]
     return view
 
 
-def request_view(request: dict, items: dict[int, dict]) -> dict:
-    recipients = [recipient_view(request, int(r["i"]), items.get(int(r["i"]))) for r in request["recipients"]]
-    counts: dict[str, int] = {}
-    for recipient in recipients:
-        counts[recipient["status"]] = counts.get(recipient["status"], 0) + 1
-    return {"message_id": request["request_id"], "from": request["from"], "provider": request["provider"],
-            "created_at": request["created_at"], "counts": counts, "recipients": recipients}
-
-
-def view_for(message_id: str, load) -> dict:
-    """`load(request_id)` returns (request item or None, recipient items by index)."""
-    parsed = ids.parse_message_id(message_id)
-    request, items = load(parsed[0]) if parsed else (None, {})
+def request_view(request: dict | None, chunks: list[dict], items: dict[int, dict], request_id: str) -> dict:
     if request is None:
         # The same answer for an unknown id and for another tenant's: ids reveal nothing.
-        raise NotFound("not_found", f"No message {message_id}.")
-    _, index = parsed
-    return request_view(request, items) if index is None else recipient_view(request, index, items.get(index))
+        raise NotFound("not_found", f"No message {request_id}.")
+    recipients = []
+    for chunk in chunks:
+        start = int(chunk["sk"][2:])
+        for index in range(start, start + len(chunk.get("numbers") or [])):
+            if _accepted(request, chunk, index):
+                message_id = ids.recipient_id(request_id, index)
+                recipients.append(message_view(request, chunk, items.get(index), message_id))
+    return {"message_id": request_id, "from": request["from"], "provider": request["provider"],
+            "created_at": request["created_at"], "counts": count(r["status"] for r in recipients),
+            "recipients": recipients}
+
+
+def batch_view(request: dict | None, touched_statuses: list[str], batch_id: str) -> dict:
+    """Counts per status of a batch: messages the sender has not touched yet are still queued."""
+    if request is None:
+        raise NotFound("not_found", f"No batch {batch_id}.")
+    counts = count(touched_statuses)
+    untouched = int(request["accepted"]) - len(touched_statuses)
+    if untouched:
+        counts[QUEUED] = counts.get(QUEUED, 0) + untouched
+    if int(request["rejected"]):
+        counts[REJECTED] = counts.get(REJECTED, 0) + int(request["rejected"])
+    final = sum(n for s, n in counts.items() if s not in (QUEUED, "sending"))
+    return {"batch_id": batch_id, "from": request["from"], "provider": request["provider"],
+            "created_at": request["created_at"], "total": int(request["total"]),
+            "accepted": int(request["accepted"]), "counts": counts, "done": final == int(request["total"])}
+
+
+def count(statuses) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return counts

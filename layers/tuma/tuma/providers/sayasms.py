@@ -1,16 +1,18 @@
 """SayaSMS (seeds/sayasms-api.txt): REST under /v1 with `Authorization: Bearer <key>`.
 
-A 200 with `status: queued` means SayaSMS took the message: Tuma records it `sent`, with
-SayaSMS's per-recipient `message_id` and `cost`; delivery reports move it on from there. Its
-document shows no error bodies: a 4xx other than 429 is final, and its `error.code`/`message`
-are used when present."""
+One body for every message goes to `POST /v1/messages` with `to[]`; personalised bodies go to
+`POST /v1/messages/bulk` with `messages[{to, body}]`, one call either way. A 200 with `status:
+queued` means SayaSMS took the message: Tuma records it `sent`, with SayaSMS's message id and
+cost; delivery reports move it on from there. The document shows no error bodies and no bulk
+response: a 4xx other than 429 is final (its `error.code`/`message` used when present), and the
+bulk answer's `messages[]` are matched to ours by position."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuma.domain.providers import ProviderRejected, RecipientOutcome
-from tuma.domain.status import FAILED, SENT
+from tuma.domain.providers import OutgoingMessage, ProviderRejected, RecipientOutcome
+from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import call, json_body
 
 NAME = "sayasms"
@@ -23,17 +25,26 @@ class SayaSms:
     callback_url: str | None = None  # where SayaSMS posts delivery reports (Tuma's webhook)
     name: str = NAME
 
-    def send(self, sender: str, body: str, numbers: list[str]) -> list[RecipientOutcome]:
-        payload = {"to": numbers, "from": sender, "body": body}
-        if self.callback_url:
-            payload["callback_url"] = self.callback_url
-        answer = self._request("POST", "/v1/messages", json=payload)
-        by_number = {r.get("number"): r for r in answer.get("recipients") or [] if isinstance(r, dict)}
-        return [_outcome(by_number.get(number)) for number in numbers]
+    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+        bodies = {m.body for m in messages}
+        if len(bodies) == 1:
+            payload = {"to": [m.number for m in messages], "from": sender, "body": bodies.pop()}
+            answers = self._request("POST", "/v1/messages", json=self._with_callback(payload)).get("recipients")
+            by_number = {a.get("number"): a for a in answers or [] if isinstance(a, dict)}
+            return [_outcome(by_number.get(m.number)) for m in messages]
+        payload = {"from": sender, "messages": [{"to": m.number, "body": m.body} for m in messages]}
+        answers = self._request("POST", "/v1/messages/bulk", json=self._with_callback(payload)).get("messages")
+        if not isinstance(answers, list) or len(answers) != len(messages):
+            return [RecipientOutcome(UNKNOWN, reason="SayaSMS's bulk answer does not list every message")] * len(messages)
+        return [_outcome(a if isinstance(a, dict) and a.get("to") == m.number else None)
+                for m, a in zip(messages, answers)]
 
     def balance(self) -> dict:
         answer = self._request("GET", "/v1/account/balance")
         return {key: answer.get(key) for key in ("balance", "currency", "sms_credits")}
+
+    def _with_callback(self, payload: dict) -> dict:
+        return {**payload, "callback_url": self.callback_url} if self.callback_url else payload
 
     def _request(self, method: str, path: str, **kwargs) -> dict:
         headers = {"Authorization": f"Bearer {self.api_key}"}
@@ -47,10 +58,10 @@ class SayaSms:
         return answer
 
 
-def _outcome(recipient: dict | None) -> RecipientOutcome:
-    if recipient is None:
-        return RecipientOutcome("unknown", reason="SayaSMS did not report on this number")
-    if recipient.get("status") in ("failed", "rejected"):
-        return RecipientOutcome(FAILED, provider_message_id=recipient.get("message_id"),
-                                reason=str(recipient.get("reason") or recipient.get("status")))
-    return RecipientOutcome(SENT, provider_message_id=recipient.get("message_id"), cost=recipient.get("cost"))
+def _outcome(answer: dict | None) -> RecipientOutcome:
+    if answer is None:
+        return RecipientOutcome(UNKNOWN, reason="SayaSMS did not report on this number")
+    if answer.get("status") in ("failed", "rejected"):
+        return RecipientOutcome(FAILED, provider_message_id=answer.get("message_id"),
+                                reason=str(answer.get("reason") or answer.get("status")))
+    return RecipientOutcome(SENT, provider_message_id=answer.get("message_id"), cost=answer.get("cost"))

@@ -9,15 +9,20 @@ reports: a message it accepts ends `sent`. The document leaves its URLs blank: `
 
 from __future__ import annotations
 
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from tuma.domain.providers import ProviderAmbiguous, ProviderRejected, RecipientOutcome
-from tuma.domain.status import FAILED, SENT
-from tuma.providers.http import call, json_body
+from tuma.domain.providers import (
+    OutgoingMessage, ProviderAmbiguous, ProviderError, ProviderRejected, RecipientOutcome,
+    outcomes_of_failed_call)
+from tuma.domain.status import FAILED, SENT, UNKNOWN
+from tuma.providers.http import POOL_SIZE, call, json_body
 
 NAME = "254sms"
 SUCCESS = 101
 ACCEPTED_TEXT = "Successfully Sent"
+MAX_NUMBERS_PER_CALL = 1000
 ERRORS = {
     "X000": "Some parameters are missing.",
     "X001": "Unknown or invalid API key.",
@@ -33,9 +38,28 @@ class Sms254:
     api_key: str
     name: str = NAME
 
-    def send(self, sender: str, body: str, numbers: list[str]) -> list[RecipientOutcome]:
+    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+        """One comma-list call per distinct body (and per MAX_NUMBERS_PER_CALL numbers), the calls
+        made concurrently. A call that fails fails only its own messages."""
+        positions: dict[str, list[int]] = defaultdict(list)
+        for position, message in enumerate(messages):
+            positions[message.body].append(position)
+        calls = [(body, group[i:i + MAX_NUMBERS_PER_CALL])
+                 for body, group in positions.items() for i in range(0, len(group), MAX_NUMBERS_PER_CALL)]
+        outcomes: list[RecipientOutcome | None] = [None] * len(messages)
+        with ThreadPoolExecutor(min(len(calls), POOL_SIZE) or 1) as pool:
+            answers = pool.map(lambda c: self._send_one_body(sender, c[0], [messages[i].number for i in c[1]]), calls)
+            for (_, group), answer in zip(calls, answers):
+                for position, outcome in zip(group, answer):
+                    outcomes[position] = outcome
+        return outcomes
+
+    def _send_one_body(self, sender: str, body: str, numbers: list[str]) -> list[RecipientOutcome]:
         digits = [n.lstrip("+") for n in numbers]
-        answer = self._post("/sendsms", {"sender_id": sender, "phone": ",".join(digits), "message": body})
+        try:
+            answer = self._post("/sendsms", {"sender_id": sender, "phone": ",".join(digits), "message": body})
+        except ProviderError as problem:
+            return outcomes_of_failed_call(problem, len(numbers))
         details = {str(d.get("recipient")): d for d in answer.get("messageDetails") or [] if isinstance(d, dict)}
         return [_outcome(details.get(number)) for number in digits]
 
@@ -56,7 +80,7 @@ class Sms254:
 
 def _outcome(detail: dict | None) -> RecipientOutcome:
     if detail is None:
-        return RecipientOutcome("unknown", reason="254sms did not report on this number")
+        return RecipientOutcome(UNKNOWN, reason="254sms did not report on this number")
     text = str(detail.get("statusCode", ""))
     if text == ACCEPTED_TEXT:
         return RecipientOutcome(SENT)

@@ -8,14 +8,44 @@ from functools import cache
 
 import boto3
 
+MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limits
+MAX_BATCH_BYTES = 256 * 1024
+
 
 @cache
 def _sqs():
     return boto3.client("sqs")
 
 
-def enqueue(job: dict) -> None:
-    _sqs().send_message(QueueUrl=os.environ["SEND_QUEUE_URL"], MessageBody=json.dumps(job, separators=(",", ":")))
+def enqueue(jobs: list[dict]) -> None:
+    """Put jobs on the send queue with as few SendMessageBatch calls as SQS's limits allow,
+    retrying entries SQS reports as failed."""
+    bodies = [json.dumps(job, separators=(",", ":"), ensure_ascii=False) for job in jobs]
+    batch: list[str] = []
+    for body in bodies:
+        if batch and (len(batch) == MAX_BATCH_ENTRIES or _size(batch) + len(body.encode()) > MAX_BATCH_BYTES):
+            _send_batch(batch)
+            batch = []
+        batch.append(body)
+    if batch:
+        _send_batch(batch)
+
+
+def _size(bodies: list[str]) -> int:
+    return sum(len(b.encode()) for b in bodies)
+
+
+def _send_batch(bodies: list[str]) -> None:
+    entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
+    for _ in range(5):
+        failed = _sqs().send_message_batch(QueueUrl=os.environ["SEND_QUEUE_URL"], Entries=entries).get("Failed") or []
+        if not failed:
+            return
+        if any(f.get("SenderFault") for f in failed):
+            raise RuntimeError(f"SQS refused a job: {failed[0].get('Code')}: {failed[0].get('Message')}")
+        retry = {f["Id"] for f in failed}
+        entries = [e for e in entries if e["Id"] in retry]
+    raise RuntimeError(f"SQS kept failing {len(entries)} job(s)")
 
 
 def dead_letter(body: str, reason: str, message_id: str) -> None:

@@ -1,7 +1,9 @@
 """The one DynamoDB table (single-table design). Keys:
 
-  T#<tenant>#M#<request id> / REQ        a send request: sender, provider, recipients as accepted
-  T#<tenant>#M#<request id> / R#<n>      recipient n once the sender has touched it: status, history
+  T#<tenant>#M#<request id> / REQ        a request (single send, bulk batch, producer job): sender,
+                                         provider, counts
+  T#<tenant>#M#<request id> / C#<n>      the numbers at positions n… (CHUNK_SIZE of them) as accepted
+  T#<tenant>#M#<request id> / R#<n>      message n once the sender has touched it: status, history
   KEY#<sha256 of api key>   / KEY        an API key's tenant
 
 The tenant is part of every message key, so one tenant cannot read another's messages even by
@@ -29,3 +31,7 @@ def message_pk(tenant_id: str, request_id: str) -> str:
 
 def recipient_sk(index: int) -> str:
     return f"R#{index:06d}"
+
+
+def chunk_sk(start: int) -> str:
+    return f"C#{start:06d}"

@@ -1,0 +1,114 @@
+"""An accepted request, single or bulk: its messages, how they are stored, and the jobs to queue.
+
+Storage and queueing grow with the number of jobs, not of messages: the messages are kept in
+chunk items of up to CHUNK_SIZE consecutive positions, and queued in jobs of up to
+MAX_JOB_MESSAGES messages and MAX_JOB_BYTES of JSON (under SQS's 256 KiB message size)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tuma.domain import ids, jobs
+from tuma.domain.phones import InvalidNumber, normalise
+from tuma.domain.status import QUEUED, REJECTED
+
+MAX_BODY_CHARS = 918  # SayaSMS's multi-part limit (6 × 153 GSM-7 characters)
+CHUNK_SIZE = 1000  # positions per stored chunk item (about 20 KB)
+MAX_JOB_MESSAGES = 1000  # also the bound of one 254sms comma-list call
+MAX_JOB_BYTES = 200_000  # under SQS's 256 KiB per message and per SendMessageBatch
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One message of a request: position, number and, for personalised sends, its own body."""
+
+    index: int  # 1-based
+    message_id: str
+    given: str  # the number as the caller wrote it
+    number: str | None  # E.164 when sendable
+    status: str  # queued | rejected
+    reason: str | None = None
+    body: str | None = None  # None: the request's shared body
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: int
+    numbers: list[str]  # E.164, or the text given when rejected
+    rejected: dict[str, str]  # position (as text) -> reason
+
+
+@dataclass(frozen=True)
+class AcceptedRequest:
+    request_id: str
+    tenant_id: str
+    sender: str
+    body: str | None  # the shared body; None when every entry has its own
+    provider: str
+    callback_url: str | None
+    created_at: str
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def queued(self) -> list[Entry]:
+        return [e for e in self.entries if e.status == QUEUED]
+
+    @property
+    def rejected(self) -> list[Entry]:
+        return [e for e in self.entries if e.status == REJECTED]
+
+    def chunks(self) -> list[Chunk]:
+        return [Chunk(start=self.entries[i].index,
+                      numbers=[e.number or e.given for e in self.entries[i:i + CHUNK_SIZE]],
+                      rejected={str(e.index): e.reason for e in self.entries[i:i + CHUNK_SIZE] if e.reason})
+                for i in range(0, len(self.entries), CHUNK_SIZE)]
+
+    def jobs(self) -> list[dict]:
+        """The queue jobs (format: tuma/schemas/send_job.v1.json) for the sendable messages."""
+        packed, current, size = [], [], 0
+        for entry in self.queued:
+            recipient = {"message_id": entry.message_id, "number": entry.number}
+            if entry.body is not None:
+                recipient["body"] = entry.body
+            cost = len(json.dumps(recipient, ensure_ascii=False).encode()) + 1
+            if current and (len(current) == MAX_JOB_MESSAGES or size + cost > MAX_JOB_BYTES):
+                packed.append(current)
+                current, size = [], 0
+            current.append(recipient)
+            size += cost
+        if current:
+            packed.append(current)
+        return [jobs.new_job(tenant_id=self.tenant_id, request_id=self.request_id, provider=self.provider,
+                             sender=self.sender, body=self.body, callback_url=self.callback_url, recipients=r)
+                for r in packed]
+
+
+def iso_millis(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and Z, as SayaSMS writes times."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def entry_for(request_id: str, index: int, raw: object, body: str | None,
+              seen: dict[tuple[str, str | None], int]) -> Entry:
+    """Validate one recipient; `seen` maps (number, body) to the first position that used it."""
+    message_id = ids.recipient_id(request_id, index)
+    given = raw if isinstance(raw, str) else json.dumps(raw)
+    try:
+        number = normalise(raw).e164
+    except InvalidNumber as problem:
+        return Entry(index, message_id, given, None, REJECTED, f"number {problem}", body)
+    if (number, body) in seen:
+        # The same text to the same number twice in one request would be a doubled message.
+        return Entry(index, message_id, given, number, REJECTED, f"duplicate of message {seen[number, body]}", body)
+    seen[number, body] = index
+    return Entry(index, message_id, given, number, QUEUED, None, body)
+
+
+def body_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if len(value) > MAX_BODY_CHARS:
+        return f"is {len(value)} characters; at most {MAX_BODY_CHARS} are allowed"
+    return None
