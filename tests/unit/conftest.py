@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -266,17 +265,6 @@ def short_read_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
 
     monkeypatch.setattr(http, "READ_TIMEOUT_S", 0.5)
     return 0.5
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 5.0, interval_s: float = 0.02) -> Any:
-    """Poll `check` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"not true within {timeout_s} s"
-            return result
-        time.sleep(interval_s)
 
 
 # --- Lambda handlers and their events ---------------------------------------------------------

@@ -1,11 +1,15 @@
-"""The sender's rule for one job: claim its recipients, call the provider, record outcomes.
+"""The sender's rule for one job: claim it, call the provider, record each message's outcome.
 
-No message is sent twice. Before the provider call each recipient is claimed (status `sending`,
-attempt `in_flight`) with a conditional write that succeeds only for a recipient never tried, or
-whose last attempt the provider certainly did not take. So a redelivered job skips recipients
-already sent or failed; and a recipient still `in_flight` from an invocation that died between
-the provider call and the status write is marked `unknown` once that invocation must be over
-(`in_flight_grace`, the function's timeout), never resent, because the provider may have it."""
+No message is sent twice, and the cost of that guarantee is per job, not per message:
+- Before calling the provider the sender claims the job with one conditional write on its job
+  item. The claim only succeeds for a job never tried, or one whose last attempt left messages the
+  provider certainly did not take (`retry`: only those are sent again). A job already `done` is
+  skipped, so a redelivery sends nothing twice.
+- A claim still `in_flight` belongs to another invocation. Once older than `in_flight_grace` (the
+  function's timeout) that invocation cannot finish: it died between the provider call and
+  recording the answers, so the provider may have its messages. They become `unknown` and are
+  never resent automatically.
+- The answers are recorded (one item per message, written in batches), then the claim is closed."""
 
 from __future__ import annotations
 
@@ -21,15 +25,16 @@ from tuma.domain.providers import (
 from tuma.domain.status import FAILED, REJECTED, SENT, UNKNOWN
 
 DIED_MID_CALL = "an earlier attempt ended between the provider call and recording its answer"
+CLAIMED, BUSY, DONE = "claimed", "busy", "done"
 
 
 class JobBusy(Exception):
-    """Another invocation is sending some of this job's recipients right now: retry later."""
+    """Another invocation is sending this job right now: retry later."""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A status to record for one recipient, with what the provider said."""
+    """A status to record for one message, with what the provider said."""
 
     status: str
     provider: str
@@ -40,25 +45,27 @@ class Outcome:
 
 
 @dataclass
-class Claims:
-    claimed: list[JobRecipient] = field(default_factory=list)
-    # Recipients another invocation claimed and has not finished, with the time of its claim.
-    in_flight: list[tuple[JobRecipient, datetime]] = field(default_factory=list)
-    # Recipients with nothing left to do (sent, failed, unknown...).
-    settled: list[JobRecipient] = field(default_factory=list)
+class Claim:
+    state: str  # claimed | busy | done
+    token: str = ""
+    to_send: list[JobRecipient] = field(default_factory=list)
+    # Messages a dead invocation may have sent: to record as unknown, never to send.
+    orphaned: list[JobRecipient] = field(default_factory=list)
+    first_attempt: bool = False
+    claimed_at: str = ""
 
 
 class SendStore(Protocol):
     def register(self, job: SendJob, now: datetime) -> None:
         """Store a producer's job as a request, once, so that its messages can be looked up."""
 
-    def claim(self, job: SendJob, recipients: list[JobRecipient], now: datetime) -> Claims: ...
+    def claim(self, job: SendJob, now: datetime, in_flight_grace: timedelta) -> Claim: ...
 
-    def release(self, job: SendJob, recipients: list[JobRecipient], now: datetime, reason: str) -> None:
-        """The provider did not take these: a later delivery of the job may claim them again."""
+    def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
+        """Store each message's outcome."""
 
-    def record(self, job: SendJob, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
-        """Store each outcome, forward only; the same outcome twice is stored once."""
+    def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
+        """Close the claim: `done`, or `retry` for the messages the provider did not take."""
 
 
 @dataclass
@@ -75,28 +82,30 @@ def send_job(job: SendJob, store: SendStore, provider: Provider, clock: Callable
     """Raises ProviderUnavailable (some messages not taken: retry the job) or JobBusy (retry later)."""
     if not job.from_api:
         store.register(job, clock())
-    outcomes = [(r, Outcome(REJECTED, provider.name, reason=r.problem)) for r in job.recipients if r.problem]
-    claims = store.claim(job, job.sendable, clock())
-    stale = [r for r, claimed_at in claims.in_flight if clock() - claimed_at > in_flight_grace]
-    outcomes += [(r, Outcome(UNKNOWN, provider.name, reason=DIED_MID_CALL)) for r in stale]
+    claim = store.claim(job, clock(), in_flight_grace)
+    if claim.state == BUSY:
+        raise JobBusy("another invocation is sending this job")
+    report = JobReport(provider.name)
+    if claim.state == DONE:
+        return report
+    outcomes = [(r, Outcome(UNKNOWN, provider.name, reason=DIED_MID_CALL)) for r in claim.orphaned]
+    if claim.first_attempt:
+        outcomes += [(r, Outcome(REJECTED, provider.name, reason=r.problem)) for r in job.recipients if r.problem]
     not_taken: list[tuple[JobRecipient, RecipientOutcome]] = []
-    if claims.claimed:
-        for recipient, answer in zip(claims.claimed, _call(provider, job.sender, claims.claimed)):
+    if claim.to_send:
+        for recipient, answer in zip(claim.to_send, _call(provider, job.sender, claim.to_send)):
             if answer.status == NOT_TAKEN:
                 not_taken.append((recipient, answer))
             else:
                 outcomes.append((recipient, Outcome(answer.status, provider.name, answer.provider_message_id,
                                                     answer.cost, answer.error_code, answer.reason)))
-    store.record(job, outcomes, clock())
-    report = JobReport(provider.name)
+    store.record(job, claim, outcomes, clock())
+    reason = (not_taken[0][1].reason or "not taken") if not_taken else ""
+    store.finish(job, claim, [r for r, _ in not_taken], reason, clock())
     for _, outcome in outcomes:
         report.add(outcome.status)
     if not_taken:
-        reason = not_taken[0][1].reason or "not taken"
-        store.release(job, [r for r, _ in not_taken], clock(), reason)
         raise ProviderUnavailable(provider.name, f"{len(not_taken)} message(s) not taken: {reason}")
-    if len(claims.in_flight) > len(stale):
-        raise JobBusy(f"{len(claims.in_flight) - len(stale)} recipient(s) are being sent by another invocation")
     return report
 
 

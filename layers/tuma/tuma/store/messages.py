@@ -1,15 +1,14 @@
-"""Messages in DynamoDB: the request as accepted (one item, plus one per CHUNK_SIZE numbers), and
-each message's status with its history once the sender touches it.
+"""Messages in DynamoDB: the request as accepted (one item, plus one per CHUNK_SIZE numbers), a
+claim item per send job, and one item per message once the sender has its outcome.
 
-Every status write is conditional on the status machine (tuma.domain.status): a write that would
-move a message back only appends to its history. DynamoDB has no conditional batch write, so the
-per-message writes of a job run concurrently instead (TransactWriteItems would be conditional but
-costs twice the write units and fails whole on one redelivered message)."""
+Exactly-once sending rests on the job's conditional claim (see tuma.domain.sending), so message
+items can be written in batches (BatchWriteItem cannot be conditional); later changes to a
+message (delivery reports) are conditional writes on its own item."""
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
 from datetime import datetime, timedelta
 
 from boto3.dynamodb.conditions import Key
@@ -17,12 +16,11 @@ from botocore.exceptions import ClientError
 
 from tuma.domain.jobs import JobRecipient, SendJob
 from tuma.domain.requests import CHUNK_SIZE, AcceptedRequest, iso_millis
-from tuma.domain.sending import Claims, Outcome
-from tuma.domain.status import SENDING, earlier_than
-from tuma.store.table import REQUEST_SK, RETENTION_DAYS, chunk_sk, message_pk, recipient_sk, table
+from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
+from tuma.domain.status import REJECTED, SENDING
+from tuma.store.table import REQUEST_SK, RETENTION_DAYS, chunk_sk, job_sk, message_pk, recipient_sk, table
 
-IN_FLIGHT, NOT_TAKEN, DONE = "in_flight", "not_taken", "done"
-_WRITERS = 16  # concurrent single-item writes per job
+IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
 
 
 def _expires_at(moment: datetime) -> int:
@@ -134,109 +132,94 @@ class MessageStore:
             numbers = [""] * (max(r.index for r in members) - start + 1)
             for r in members:
                 numbers[r.index - start] = r.number
-            items.append({"pk": pk, "sk": chunk_sk(start), "numbers": numbers, "expires_at": expires,
-                          "rejected": {str(r.index): r.problem for r in members if r.problem}})
+            items.append({"pk": pk, "sk": chunk_sk(start), "numbers": numbers, "rejected": {}, "expires_at": expires})
         for item in items:
-            try:  # once: a redelivery finds them and leaves them as they are
-                table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            except ClientError as problem:
-                if not _is_conditional_failure(problem):
-                    raise
+            _put_once(item)
 
-    def claim(self, job: SendJob, recipients: list[JobRecipient], now: datetime) -> Claims:
-        claims = Claims()
-        with ThreadPoolExecutor(_WRITERS) as pool:
-            for recipient, (claimed, old) in zip(recipients, pool.map(lambda r: self._claim(job, r, now), recipients)):
-                if claimed:
-                    claims.claimed.append(recipient)
-                elif old.get("attempt_state") == IN_FLIGHT and old.get("status") == SENDING:
-                    claims.in_flight.append((recipient, datetime.fromisoformat(old["claimed_at"])))
-                else:
-                    claims.settled.append(recipient)
-        return claims
-
-    def _claim(self, job: SendJob, recipient: JobRecipient, now: datetime) -> tuple[bool, dict]:
-        at = iso_millis(now)
+    def claim(self, job: SendJob, now: datetime, in_flight_grace: timedelta) -> Claim:
+        token = uuid.uuid4().hex
         try:
-            table().update_item(
-                Key={"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(recipient.index)},
+            old = table().update_item(
+                Key=_job_key(job),
                 UpdateExpression=(
-                    "SET #s = :sending, attempt_state = :in_flight, claimed_at = :claimed_at, "
-                    "attempts = if_not_exists(attempts, :zero) + :one, message_id = :id, #n = :number, "
-                    "provider = :provider, created_at = if_not_exists(created_at, :at), updated_at = :at, "
-                    "expires_at = :expires, history = list_append(if_not_exists(history, :empty), :entry)"),
-                ConditionExpression="attribute_not_exists(#s) OR (#s = :sending AND attempt_state = :not_taken)",
-                ExpressionAttributeNames={"#s": "status", "#n": "number"},
+                    "SET #state = :in_flight, claim_token = :token, claimed_at = :now, provider = :provider, "
+                    "attempts = if_not_exists(attempts, :zero) + :one, pending = if_not_exists(pending, :all), "
+                    "expires_at = :expires"),
+                ConditionExpression=("attribute_not_exists(#state) OR #state = :retry "
+                                     "OR (#state = :in_flight AND claimed_at < :stale_before)"),
+                ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    ":sending": SENDING, ":in_flight": IN_FLIGHT, ":not_taken": NOT_TAKEN,
-                    ":claimed_at": now.isoformat(), ":zero": 0, ":one": 1, ":id": recipient.message_id,
-                    ":number": recipient.number, ":provider": job.provider, ":at": at,
-                    ":expires": _expires_at(now), ":empty": [],
-                    ":entry": [{"status": SENDING, "at": at, "provider": job.provider}]},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
-            return True, {}
+                    ":in_flight": IN_FLIGHT, ":retry": RETRY, ":token": token, ":now": now.isoformat(),
+                    ":stale_before": (now - in_flight_grace).isoformat(), ":provider": job.provider,
+                    ":zero": 0, ":one": 1, ":all": [r.index for r in job.sendable], ":expires": _expires_at(now)},
+                ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD").get("Attributes") or {}
         except ClientError as problem:
             if not _is_conditional_failure(problem):
                 raise
-            return False, problem.response.get("Item") or {}
+            held = problem.response.get("Item") or {}
+            return Claim(BUSY if held.get("state", {}).get("S") == IN_FLIGHT else DONE)
+        claim = Claim(CLAIMED, token=token, first_attempt="state" not in old, claimed_at=iso_millis(now))
+        by_index = {r.index: r for r in job.sendable}
+        pending = [by_index[int(i)] for i in old.get("pending", []) if int(i) in by_index]
+        if old.get("state") == IN_FLIGHT:
+            claim.orphaned = pending
+        elif old.get("state") == RETRY:
+            claim.to_send = pending
+        else:
+            claim.to_send = job.sendable
+        return claim
 
-    def release(self, job: SendJob, recipients: list[JobRecipient], now: datetime, reason: str) -> None:
-        at = iso_millis(now)
-        entry = [{"status": SENDING, "at": at, "note": f"not taken by {job.provider}: {reason}; will retry"}]
+    def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
+        """New message items in batches. No conditions are needed: the claim makes this invocation
+        the only writer of these messages, and delivery reports only touch a message after its
+        item exists. An orphan's item may exist already (its invocation died after writing it),
+        so those are written one by one, only if absent."""
+        at, expires = iso_millis(now), _expires_at(now)
+        items = [_message_item(job, claim, recipient, outcome, at, expires) for recipient, outcome in outcomes]
+        orphans = {r.index for r in claim.orphaned}
+        _batch_write([item for (r, _), item in zip(outcomes, items) if r.index not in orphans])
+        for (recipient, _), item in zip(outcomes, items):
+            if recipient.index in orphans:
+                _put_once(item)
 
-        def release_one(recipient: JobRecipient) -> None:
-            try:
-                table().update_item(
-                    Key={"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(recipient.index)},
-                    UpdateExpression="SET attempt_state = :not_taken, updated_at = :at, history = list_append(history, :entry)",
-                    ConditionExpression="attempt_state = :in_flight",
-                    ExpressionAttributeValues={":not_taken": NOT_TAKEN, ":in_flight": IN_FLIGHT, ":at": at, ":entry": entry})
-            except ClientError as problem:
-                if not _is_conditional_failure(problem):
-                    raise
-
-        with ThreadPoolExecutor(_WRITERS) as pool:
-            list(pool.map(release_one, recipients))
-
-    def record(self, job: SendJob, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
-        with ThreadPoolExecutor(_WRITERS) as pool:
-            list(pool.map(lambda pair: self._record(job, *pair, now), outcomes))
-
-    def _record(self, job: SendJob, recipient: JobRecipient, outcome: Outcome, now: datetime) -> None:
-        at = iso_millis(now)
-        entry = {"status": outcome.status, "at": at, "provider": outcome.provider}
-        fields = {"provider": outcome.provider, "attempt_state": DONE, "updated_at": at,
-                  "message_id": recipient.message_id, "number": recipient.number}
-        for name in ("provider_message_id", "cost", "error_code", "reason"):
-            if getattr(outcome, name):
-                entry[name] = fields[name] = getattr(outcome, name)
-        names = {"#s": "status", **{f"#f{i}": name for i, name in enumerate(fields)}}
-        values = {":status": outcome.status, ":empty": [], ":entry": [entry],
-                  **{f":f{i}": value for i, value in enumerate(fields.values())}}
-        assignments = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
-        allowed = earlier_than(outcome.status)
-        key = {"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(recipient.index)}
+    def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
         try:
             table().update_item(
-                Key=key,
-                UpdateExpression=f"SET #s = :status, {assignments}, history = list_append(if_not_exists(history, :empty), :entry)",
-                ConditionExpression="attribute_not_exists(#s) OR #s IN ("
-                                    + ", ".join(f":allowed{i}" for i in range(len(allowed))) + ")",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**values, **{f":allowed{i}": s for i, s in enumerate(allowed)}})
-            return
+                Key=_job_key(job),
+                UpdateExpression="SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason",
+                ConditionExpression="claim_token = :token",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":state": RETRY if not_taken else FINISHED,
+                                           ":pending": [r.index for r in not_taken], ":now": now.isoformat(),
+                                           ":reason": reason, ":token": claim.token})
         except ClientError as problem:
             if not _is_conditional_failure(problem):
                 raise
-        # Already further on (e.g. a delivery report came first): keep the facts, not the status;
-        # and the same outcome recorded again (a redelivered job) changes nothing at all.
-        entry["note"] = "recorded late; status unchanged"
-        try:
-            table().update_item(
-                Key=key,
-                UpdateExpression=f"SET {assignments}, history = list_append(if_not_exists(history, :empty), :entry)",
-                ConditionExpression="#s <> :status",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-        except ClientError as problem:
-            if not _is_conditional_failure(problem):
-                raise
+            # Our claim was taken over as stale: its new holder records these as unknown.
+
+
+def _job_key(job: SendJob) -> dict:
+    return {"pk": message_pk(job.tenant_id, job.request_id), "sk": job_sk(job.recipients[0].index)}
+
+
+def _message_item(job: SendJob, claim: Claim, recipient: JobRecipient, outcome: Outcome, at: str, expires: int) -> dict:
+    entry = {"status": outcome.status, "at": at, "provider": outcome.provider}
+    item = {"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(recipient.index),
+            "message_id": recipient.message_id, "number": recipient.number, "status": outcome.status,
+            "provider": outcome.provider, "created_at": claim.claimed_at or at, "updated_at": at, "expires_at": expires}
+    for name in ("provider_message_id", "cost", "error_code", "reason"):
+        if getattr(outcome, name):
+            entry[name] = item[name] = getattr(outcome, name)
+    tried = outcome.status not in (REJECTED,) and recipient.index not in {r.index for r in claim.orphaned}
+    item["history"] = ([{"status": SENDING, "at": claim.claimed_at, "provider": outcome.provider}] if tried else []) + [entry]
+    if job.callback_url:
+        item["callback_url"] = job.callback_url
+    return item
+
+
+def _put_once(item: dict) -> None:
+    try:
+        table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as problem:
+        if not _is_conditional_failure(problem):
+            raise

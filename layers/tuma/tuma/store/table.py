@@ -3,7 +3,8 @@
   T#<tenant>#M#<request id> / REQ        a request (single send, bulk batch, producer job): sender,
                                          provider, counts
   T#<tenant>#M#<request id> / C#<n>      the numbers at positions n… (CHUNK_SIZE of them) as accepted
-  T#<tenant>#M#<request id> / R#<n>      message n once the sender has touched it: status, history
+  T#<tenant>#M#<request id> / J#<n>      the send job whose first message is n: its claim and progress
+  T#<tenant>#M#<request id> / R#<n>      message n once the sender has an outcome: status, history
   KEY#<sha256 of api key>   / KEY        an API key's tenant
 
 The tenant is part of every message key, so one tenant cannot read another's messages even by
@@ -35,3 +36,7 @@ def recipient_sk(index: int) -> str:
 
 def chunk_sk(start: int) -> str:
     return f"C#{start:06d}"
+
+
+def job_sk(first_index: int) -> str:
+    return f"J#{first_index:06d}"
