@@ -27,6 +27,9 @@ unit: $(VENV)/.installed
 e2e: $(VENV)/.installed $(MINISTACK_VENV)/.installed
 	$(PY) -m pytest tests/e2e
 
+bench: $(VENV)/.installed $(MINISTACK_VENV)/.installed
+	$(PY) bench/run.py
+
 $(VENV)/.installed: requirements-dev.txt layers/tuma/requirements.txt
 	@if [ -z "$(PYTHON313)" ]; then \
 	  echo "Tuma needs Python 3.13 (the Lambda runtime in template.yaml is python3.13, and sam build"; \

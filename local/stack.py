@@ -81,6 +81,7 @@ class LocalStack:
     outputs: dict = field(default_factory=dict)
     api_url: str = ""
     api_key: str = ""
+    credentials: dict = field(default_factory=dict)  # the simulators' (and SSM's) provider keys
 
     @property
     def endpoint(self) -> str:
@@ -103,8 +104,9 @@ class LocalStack:
 
     def start(self) -> "LocalStack":
         self._check_prerequisites()
-        credentials = {"254sms/username": "tuma-local", "254sms/api_key": secrets.token_hex(16),
-                       "sayasms/api_key": "sk_test_" + secrets.token_hex(16)}
+        self.credentials = credentials = {
+            "254sms/username": "tuma-local", "254sms/api_key": secrets.token_hex(16),
+            "sayasms/api_key": "sk_test_" + secrets.token_hex(16)}
         try:
             self._spawn("ministack", [str(MINISTACK_BIN)], {
                 "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ports.ministack), "LOG_LEVEL": "WARNING",

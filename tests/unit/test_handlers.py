@@ -401,10 +401,10 @@ def test_sender_batch_good_malformed_and_outage(sender, send, aws, simsaya, sim2
     assert parked["Body"] == "this is not a job"
     assert parked["MessageAttributes"]["reason"]["StringValue"].startswith("not JSON")
     assert parked["MessageAttributes"]["source_message_id"]["StringValue"] == "m2"
-    # The outage left its recipients claimable for the retry.
-    for n in (1, 2):
-        stored = aws.item(message_pk("tenant-a", down_id), recipient_sk(n))
-        assert (stored["status"], stored["attempt_state"]) == ("sending", "not_taken")
+    # The outage left the job waiting for its retry, nothing recorded for its messages.
+    claim = aws.item(message_pk("tenant-a", down_id), "J#000001")
+    assert (claim["state"], claim["pending"]) == ("retry", [1, 2])
+    assert aws.item(message_pk("tenant-a", down_id), recipient_sk(1)) is None
 
 
 def test_sender_a_batch_whose_every_job_hits_an_outage_fails_whole_then_sends_once(

@@ -11,8 +11,6 @@ import os
 from aws_lambda_powertools.utilities import parameters
 
 from tuma.domain.providers import Provider
-from tuma.providers.sayasms import SayaSms
-from tuma.providers.sms254 import Sms254
 
 SECRETS_MAX_AGE_S = 300  # a rotated key is picked up within five minutes
 
@@ -34,6 +32,10 @@ def _secrets() -> dict[str, str]:
 
 
 def providers() -> dict[str, Provider]:
+    # Imported here: requests is only needed by the functions that call providers.
+    from tuma.providers.sayasms import SayaSms
+    from tuma.providers.sms254 import Sms254
+
     secrets = _secrets()
     try:
         return {

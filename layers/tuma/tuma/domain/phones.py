@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import phonenumbers
@@ -24,9 +25,42 @@ class Msisdn:
         return self.e164[1:]
 
 
+# The usual written forms of a Kenyan number: 0712345678, 712345678, 254712345678, +254712345678.
+_PLAIN_KENYAN = re.compile(r"^(?:\+?254|0)?([17][0-9]{8})$")
+
+
 def normalise(raw: object) -> Msisdn:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidNumber("must be a non-empty string")
+    plain = _PLAIN_KENYAN.match(raw)
+    if plain:
+        # A 10,000-message bulk spends most of its time in phonenumbers otherwise. Kenya's
+        # numbering plan decides validity and type by the leading digits of the 9-digit national
+        # number, so phonenumbers' verdict on the first number with the same five leading digits
+        # holds for the rest of them.
+        national = plain.group(1)
+        prefix = national[:5]
+        if prefix not in _VERDICTS:
+            _VERDICTS[prefix] = _problem_of("+254" + national)
+        problem = _VERDICTS[prefix]
+        if problem:
+            raise InvalidNumber(problem)
+        return Msisdn("+254" + national)
+    return _parse(raw)
+
+
+_VERDICTS: dict[str, str | None] = {}  # five leading national digits -> problem, or None when valid
+
+
+def _problem_of(e164: str) -> str | None:
+    try:
+        _parse(e164)
+    except InvalidNumber as problem:
+        return str(problem)
+    return None
+
+
+def _parse(raw: str) -> Msisdn:
     try:
         number = phonenumbers.parse(raw, "KE")
     except phonenumbers.NumberParseException:

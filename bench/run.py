@@ -1,0 +1,292 @@
+"""Tuma's performance goals, measured against the local stack and the simulators (100 ms latency).
+
+    make bench        (prints a table, writes bench/results.json)
+
+Every ratio's baseline is measured in the same run. Figures:
+- accept_seconds_10k: wall time of POST /v1/messages/bulk with 10,000 personalised messages,
+  over HTTP to the deployed template on MiniStack, with the functions warm.
+- accept_aws_requests_10k: AWS API requests made while accepting one such bulk: the bulk handler
+  run in this process against MiniStack, every request counted with a botocore event hook.
+- sender_speedup: recipients/s of the real sender (the deployed stack, from accept until the batch
+  is done) over a naive sender (one provider call and one status write per recipient, in turn).
+- cold_import_ratio: each handler module's import time over `import boto3` alone, in fresh
+  interpreters of the Lambda-like runtime (MiniStack's venv: boto3, no dev tools) with the layer
+  as `sam build` made it; the best of several tries, to keep scheduling noise out.
+- aws_usd_per_million_sms: AWS cost of one full 10,000-message bulk (accept and sender both run
+  in this process and counted), scaled to a million, at the list prices in PRICES_USD.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "tuma")]
+
+from local.stack import LocalStack, Ports, free_port  # noqa: E402
+
+N = 10_000
+NAIVE_SAMPLE = 40
+LATENCY_MS = 100
+HANDLERS = ("authorizer", "send", "bulk", "status", "balance", "sender")
+MEMORY_MB = {"bulk": 1024, "sender": 512}  # as in template.yaml
+# us-east-1 list prices, November 2026.
+PRICES_USD = {
+    "api_gateway_rest_per_million": 3.50,
+    "lambda_per_gb_second": 0.0000166667,
+    "lambda_per_million_requests": 0.20,
+    "sqs_per_million_requests": 0.40,  # each 64 KiB of a request's payload bills as one request
+    "dynamodb_per_million_write_units": 0.625,  # on-demand; 1 unit per KB written
+}
+GOALS = {"sender_speedup": (">=", 50), "accept_aws_requests_10k": ("<=", 20), "accept_seconds_10k": ("<=", 1),
+         "cold_import_ratio": ("<=", 1.5), "aws_usd_per_million_sms": ("<=", 3)}
+
+
+def bulk_body(offset: int = 0) -> dict:
+    return {"from": "MYSHOP", "messages": [
+        {"to": f"07{13000000 + offset + i}", "body": f"Hi customer {i}, your order #KE{i:05d} is ready!"}
+        for i in range(N)]}
+
+
+def wait_done(session: requests.Session, url: str, seconds: float = 600) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        view = session.get(url, timeout=30).json()
+        if view.get("done") or time.monotonic() > deadline:
+            return view
+        time.sleep(0.2)
+
+
+# --- cold imports ----------------------------------------------------------------------------
+
+def cold_imports(stack: LocalStack, tries: int = 7) -> dict:
+    runtime = ROOT / ".tuma" / "ministack-venv" / "bin" / "python"
+    layer = ROOT / ".aws-sam" / "build" / "TumaLayer" / "python"
+    env = {**os.environ, **stack.aws_env(), "TABLE_NAME": "t", "SEND_QUEUE_URL": "q", "SEND_DLQ_URL": "d",
+           "CONFIG_PATH": "/tuma/local", "PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": ""}
+
+    def best(module: str, folder: str | None) -> float:
+        code = (f"import sys, time; sys.path[:0] = [{str(layer)!r}, {folder!r}]; "
+                f"t = time.perf_counter(); import {module}; print(time.perf_counter() - t)")
+        subprocess.run([runtime, "-c", code], env=env, check=True, capture_output=True)  # write .pyc first
+        return min(float(subprocess.run([runtime, "-c", code], env=env, check=True, capture_output=True,
+                                        text=True).stdout) for _ in range(tries))
+
+    baseline = best("boto3", None)
+    return {"boto3_s": baseline, **{name: best("app", str(ROOT / "functions" / name)) / baseline for name in HANDLERS}}
+
+
+# --- in-process runs, counted ----------------------------------------------------------------
+
+class Meter:
+    """Counts every AWS API call the handlers make, and what it
+    bills: SQS requests per 64 KiB of payload, DynamoDB write units per KB of each item written
+    (MiniStack returns no ConsumedCapacity, so they are computed from the items sent)."""
+
+    def __init__(self):
+        self.calls: Counter = Counter()
+        self.sqs_billed = 0
+        self.write_units = 0
+
+    def install(self, session) -> None:
+        session.events.register("provide-client-params", self._call)
+
+    def snapshot(self) -> dict:
+        return {"calls": dict(self.calls), "total": sum(self.calls.values()), "sqs_billed": self.sqs_billed,
+                "write_units": self.write_units}
+
+    def _call(self, params, model, **_):
+        self.calls[model.name] += 1
+        service = model.service_model.service_name
+        if service == "sqs":
+            payload = sum(len(e.get("MessageBody", "").encode()) for e in params.get("Entries", []))
+            self.sqs_billed += max(1, math.ceil((payload + len(params.get("MessageBody", "").encode())) / 65536))
+        elif service == "dynamodb":
+            if model.name == "BatchWriteItem":
+                items = [w["PutRequest"]["Item"] for writes in params["RequestItems"].values() for w in writes]
+            elif model.name in ("PutItem", "UpdateItem"):
+                items = [params.get("Item") or params.get("ExpressionAttributeValues", {})]
+            else:
+                items = []
+            self.write_units += sum(max(1, math.ceil(len(json.dumps(i, default=str)) / 1024)) for i in items)
+
+
+def load_handler(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_app", ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "bench", 512, "bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def api_event(path: str, body: dict) -> dict:
+    return {"resource": path, "path": path, "httpMethod": "POST", "headers": {"Content-Type": "application/json"},
+            "requestContext": {"resourcePath": path, "httpMethod": "POST", "stage": "local",
+                               "authorizer": {"principalId": "bench", "tenant_id": "bench"}},
+            "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def in_process_run(stack: LocalStack) -> dict:
+    """Accept one 10k bulk and send it, both in this process, every AWS request counted."""
+    import boto3
+
+    sqs = stack.client("sqs")
+    bench_queue = sqs.create_queue(QueueName="tuma-bench-jobs")["QueueUrl"]  # no consumer: we are it
+    os.environ.update({**stack.aws_env(), "TABLE_NAME": stack.outputs["TableName"], "SEND_QUEUE_URL": bench_queue,
+                       "SEND_DLQ_URL": stack.outputs["SendDeadLetterQueueUrl"], "CONFIG_PATH": "/tuma/local",
+                       "SMS254_BASE_URL": stack.sms254_url, "SAYASMS_BASE_URL": stack.sayasms_url,
+                       "POWERTOOLS_SERVICE_NAME": "tuma", "POWERTOOLS_LOG_LEVEL": "WARNING",
+                       "POWERTOOLS_METRICS_DISABLED": "true"})
+    boto3.setup_default_session()
+    meter = Meter()
+    meter.install(boto3.DEFAULT_SESSION)  # before the handlers make their clients
+    bulk, sender = load_handler("bulk"), load_handler("sender")
+    event = api_event("/v1/messages/bulk", bulk_body(offset=50_000))
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the handlers' metric lines
+        answer = bulk.handler(event, Context())
+    bulk_seconds = time.perf_counter() - started
+    assert answer["statusCode"] == 202, answer
+    accepting = meter.snapshot()
+
+    jobs = []
+    while len(jobs) < math.ceil(N / 1000):
+        jobs += sqs.receive_message(QueueUrl=bench_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    meter.calls.clear()
+    sender_seconds, invocations = 0.0, 0
+    for i in range(0, len(jobs), 10):  # the template's SenderBatchSize
+        records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench"}
+                   for m in jobs[i:i + 10]]
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = sender.handler({"Records": records}, Context())
+        sender_seconds += time.perf_counter() - started
+        invocations += 1
+        assert not result["batchItemFailures"], result
+    sending = meter.snapshot()
+    # What the event source mapping does around each invocation: one receive, one batch delete.
+    sqs_billed = meter.sqs_billed + 2 * invocations
+    usd = (PRICES_USD["api_gateway_rest_per_million"] * 1 / 1e6
+           + PRICES_USD["lambda_per_million_requests"] * (1 + invocations) / 1e6
+           + PRICES_USD["lambda_per_gb_second"] * (bulk_seconds * MEMORY_MB["bulk"] + sender_seconds * MEMORY_MB["sender"]) / 1024
+           + PRICES_USD["sqs_per_million_requests"] * sqs_billed / 1e6
+           + PRICES_USD["dynamodb_per_million_write_units"] * meter.write_units / 1e6)
+    return {"accept_requests": accepting["calls"], "accept_total": accepting["total"],
+            "sender_requests": sending["calls"], "sender_invocations": invocations,
+            "bulk_seconds": bulk_seconds, "sender_seconds": sender_seconds, "write_units": meter.write_units,
+            "sqs_billed_requests": sqs_billed, "usd_per_million_sms": usd * 1e6 / N}
+
+
+# --- end to end over HTTP ----------------------------------------------------------------------
+
+def over_http(stack: LocalStack) -> dict:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {stack.api_key}"
+    # Warm the authorizer and the bulk function first: the figure is the accept, not a cold start.
+    warm = session.post(f"{stack.api_url}/v1/messages/bulk", timeout=60,
+                        json={"from": "MYSHOP", "messages": [{"to": "0712999999", "body": "warm-up"}]})
+    assert warm.status_code == 202, warm.text
+    wait_done(session, f"{stack.api_url}/v1/batches/{warm.json()['batch_id']}")
+    body = json.dumps(bulk_body())
+    started = time.perf_counter()
+    answer = session.post(f"{stack.api_url}/v1/messages/bulk", data=body, headers={"Content-Type": "application/json"},
+                          timeout=60)
+    accept_seconds = time.perf_counter() - started
+    assert answer.status_code == 202, answer.text
+    view = wait_done(session, f"{stack.api_url}/v1/batches/{answer.json()['batch_id']}")
+    send_seconds = time.perf_counter() - started - accept_seconds
+    assert view["counts"].get("sent") == N, view
+    return {"accept_seconds": accept_seconds, "sender_seconds": send_seconds, "sender_rate": N / send_seconds}
+
+
+def naive_sender(stack: LocalStack) -> float:
+    """Recipients/s of the sender one would write first: per recipient, one provider call and one
+    status write, in turn."""
+    table = stack._session().resource("dynamodb", endpoint_url=stack.endpoint).Table(stack.outputs["TableName"])
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer " + stack.credentials["sayasms/api_key"]
+    started = time.perf_counter()
+    for i in range(NAIVE_SAMPLE):
+        number = f"+2547{14000000 + i}"
+        answer = session.post(f"{stack.sayasms_url}/v1/messages", timeout=30,
+                              json={"to": [number], "from": "MYSHOP", "body": f"Hi customer {i}"}).json()
+        table.put_item(Item={"pk": f"NAIVE#{i}", "sk": "R", "status": "sent",
+                             "provider_message_id": answer["message_id"]})
+    return NAIVE_SAMPLE / (time.perf_counter() - started)
+
+
+def main() -> None:
+    with LocalStack(ports=Ports(free_port(), free_port(), free_port()), log_dir=ROOT / ".tuma" / "bench-logs") as stack:
+        for url in (stack.sms254_url, stack.sayasms_url):
+            requests.post(f"{url}/_sim/faults", json={"latency_ms": LATENCY_MS}, timeout=10).raise_for_status()
+        imports = cold_imports(stack)
+        naive_rate = naive_sender(stack)
+        http = over_http(stack)
+        counted = in_process_run(stack)
+
+    results = {
+        "sender_speedup": http["sender_rate"] / naive_rate,
+        "accept_aws_requests_10k": counted["accept_total"],
+        "accept_seconds_10k": http["accept_seconds"],
+        "cold_import_ratio": {name: imports[name] for name in HANDLERS},
+        "aws_usd_per_million_sms": counted["usd_per_million_sms"],
+        "details": {"naive_recipients_per_s": naive_rate, "sender_recipients_per_s": http["sender_rate"],
+                    "sender_seconds_10k": http["sender_seconds"], "boto3_import_s": imports["boto3_s"],
+                    "accept_requests_by_operation": counted["accept_requests"],
+                    "sender_requests_by_operation": counted["sender_requests"],
+                    "sender_invocations": counted["sender_invocations"],
+                    "in_process_bulk_seconds": counted["bulk_seconds"],
+                    "in_process_sender_seconds": counted["sender_seconds"],
+                    "dynamodb_write_units": counted["write_units"],
+                    "sqs_billed_requests": counted["sqs_billed_requests"], "prices_usd": PRICES_USD,
+                    "provider_latency_ms": LATENCY_MS, "messages": N},
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    rows = [("sender_speedup", results["sender_speedup"], "x"),
+            ("accept_aws_requests_10k", results["accept_aws_requests_10k"], ""),
+            ("accept_seconds_10k", results["accept_seconds_10k"], "s"),
+            *[(f"cold_import_ratio[{n}]", r, "x") for n, r in results["cold_import_ratio"].items()],
+            ("aws_usd_per_million_sms", results["aws_usd_per_million_sms"], "USD")]
+    lines = [f"{'figure':34} {'value':>10}  {'goal':>8}  met", "-" * 62]
+    for name, value, unit in rows:
+        op, goal = GOALS[name.split("[")[0]]
+        met = value >= goal if op == ">=" else value <= goal
+        lines.append(f"{name:34} {value:>10.3f}{unit:<3} {op}{goal:<6}  {'yes' if met else 'NO'}")
+    details = results["details"]
+    lines += ["", f"naive sender {details['naive_recipients_per_s']:.1f}/s, real sender "
+                  f"{details['sender_recipients_per_s']:.1f}/s ({details['messages']} messages, provider latency "
+                  f"{details['provider_latency_ms']} ms); import boto3 {details['boto3_import_s'] * 1000:.0f} ms",
+              f"accept requests: {details['accept_requests_by_operation']} (in-process bulk handler "
+              f"{details['in_process_bulk_seconds']:.2f} s)",
+              f"sender requests: {details['sender_requests_by_operation']} in {details['sender_invocations']} invocations"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
