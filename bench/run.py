@@ -11,7 +11,7 @@ Every ratio's baseline is measured in the same run. Figures:
   is done) over a naive sender (one provider call and one status write per recipient, in turn).
 - cold_import_ratio: each handler module's import time over `import boto3` alone, in fresh
   interpreters of the Lambda-like runtime (MiniStack's venv: boto3, no dev tools) with the layer
-  as `sam build` made it; the best of several tries, to keep scheduling noise out.
+  as `sam build` made it; CPU time, median of per-pair ratios, to keep scheduling noise out.
 - aws_usd_per_million_sms: AWS cost of one full 10,000-message bulk (accept and sender both run
   in this process and counted), scaled to a million, at the list prices in PRICES_USD.
 """
@@ -23,6 +23,7 @@ import importlib.util
 import io
 import json
 import math
+import statistics
 import os
 import subprocess
 import sys
@@ -71,21 +72,30 @@ def wait_done(session: requests.Session, url: str, seconds: float = 600) -> dict
 
 # --- cold imports ----------------------------------------------------------------------------
 
-def cold_imports(stack: LocalStack, tries: int = 7) -> dict:
+def cold_imports(stack: LocalStack, tries: int = 9) -> dict:
+    """Each handler's import over `import boto3`: CPU time (imports are CPU-bound; wall time here
+    swings with whatever else the two cores run), each try a fresh pair of interpreters, the median
+    of the per-pair ratios."""
     runtime = ROOT / ".tuma" / "ministack-venv" / "bin" / "python"
     layer = ROOT / ".aws-sam" / "build" / "TumaLayer" / "python"
     env = {**os.environ, **stack.aws_env(), "TABLE_NAME": "t", "SEND_QUEUE_URL": "q", "SEND_DLQ_URL": "d",
-           "CONFIG_PATH": "/tuma/local", "PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": ""}
+           "CONFIG_PATH": "/tuma/local", "PYTHONPATH": ""}
 
-    def best(module: str, folder: str | None) -> float:
+    def seconds(module: str, folder: str | None) -> float:
         code = (f"import sys, time; sys.path[:0] = [{str(layer)!r}, {folder!r}]; "
-                f"t = time.perf_counter(); import {module}; print(time.perf_counter() - t)")
-        subprocess.run([runtime, "-c", code], env=env, check=True, capture_output=True)  # write .pyc first
-        return min(float(subprocess.run([runtime, "-c", code], env=env, check=True, capture_output=True,
-                                        text=True).stdout) for _ in range(tries))
+                f"t = time.process_time(); import {module}; print(time.process_time() - t)")
+        return float(subprocess.run([runtime, "-c", code], env=env, check=True, capture_output=True, text=True).stdout)
 
-    baseline = best("boto3", None)
-    return {"boto3_s": baseline, **{name: best("app", str(ROOT / "functions" / name)) / baseline for name in HANDLERS}}
+    for name in HANDLERS:  # compile the layer's and handlers' bytecode once, as a deployed package has it
+        seconds("app", str(ROOT / "functions" / name))
+    ratios = {name: [] for name in HANDLERS}
+    baselines = []
+    for _ in range(tries):
+        for name in HANDLERS:
+            baseline = seconds("boto3", None)
+            baselines.append(baseline)
+            ratios[name].append(seconds("app", str(ROOT / "functions" / name)) / baseline)
+    return {"boto3_s": statistics.median(baselines), **{n: statistics.median(r) for n, r in ratios.items()}}
 
 
 # --- in-process runs, counted ----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from tuma import api, settings
+from tuma import accepting, api, settings
 from tuma.domain.messages import accept_send, send_response
 from tuma.observability import logger, metrics, tracer
 
@@ -14,7 +14,7 @@ app = api.resolver()
 def send():
     now = datetime.now(timezone.utc)
     accepted = accept_send(api.json_body(app), api.tenant_id(app), settings.default_provider(), now)
-    api.store_and_queue(accepted, "send", now)
+    accepting.store_and_queue(accepted, "send", now)
     return send_response(accepted), 202
 
 

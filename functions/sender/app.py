@@ -15,7 +15,7 @@ from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import send_job
 from tuma.observability import NAMESPACE, logger, metrics, tracer
 from tuma.store import queue
-from tuma.store.messages import MessageStore
+from tuma.store.sending import MessageStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
 store = MessageStore()

@@ -264,7 +264,7 @@ def test_bulk_post_queues_its_jobs_and_the_batch_route_counts_progress(functions
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "DOUBT tuma/domain/bulk.py:44,134-136: an entry rejected before its number is read (not an object, "
+    "DOUBT tuma/domain/bulk.py:43,133-135 (_given): an entry rejected before its number is read (not an object, "
     "unknown field, bad body) with a `to` that is not a string is stored with an empty number, so GET "
     "/v1/messages/<batch>_<n> answers 404 for a message the 202 listed as rejected"))
 def test_every_rejected_bulk_entry_answers_get(functions, context, aws):

@@ -184,7 +184,7 @@ def test_deeply_nested_json_is_a_400_not_a_crash(send):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/domain/requests.py:64-67,100 + tuma/store/messages.py:52-54: a rejected recipient keeps "
+    "BUG tuma/domain/requests.py:64,97 + tuma/store/messages.py:52: a rejected recipient keeps "
     "the text `given` with no length bound and its chunk item stores it, so long junk entries in `to` "
     "(here 999 x 500 characters beside one good number, a 500 KB body) push the chunk past DynamoDB's "
     "400 KB item limit and BatchWriteItem fails: a 5xx for a caller's mistake (bulk has the same hole); "

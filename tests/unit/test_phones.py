@@ -64,8 +64,9 @@ def test_anything_but_a_string_is_refused(value):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/domain/phones.py:31: phonenumbers.parse converts letters by the phone keypad "
-    "(vanity numbers), so the typo '0712ABCDEF' is accepted as +254712222333 and an SMS would go "
+    "BUG tuma/domain/phones.py:65 (_parse, taken by anything but plain digits): phonenumbers.parse "
+    "converts letters by the phone keypad (vanity numbers), so the typo '0712ABCDEF' is accepted as "
+    "+254712222333 and an SMS would go "
     "to a stranger's number; a number containing letters should be rejected"))
 def test_a_number_with_letters_is_rejected_not_translated_by_the_keypad():
     with pytest.raises(InvalidNumber):
@@ -75,3 +76,26 @@ def test_a_number_with_letters_is_rejected_not_translated_by_the_keypad():
 def test_mask_hides_all_but_the_last_three_digits():
     assert mask("+254712345678") == "**********678"
     assert mask("12") == "12"
+
+
+def test_five_leading_digits_decide_a_kenyan_numbers_verdict():
+    """normalise caches phonenumbers' verdict per five leading national digits: that only holds
+    while Kenya's numbering plan (phonenumbers' metadata) decides by those digits alone."""
+    from tuma.domain.phones import _problem_of
+
+    differing = [prefix for prefix in (f"{first}{rest:04d}" for first in "17" for rest in range(10_000))
+                 if _problem_of(f"+254{prefix}0000") != _problem_of(f"+254{prefix}9999")]
+    assert differing == []
+
+
+@pytest.mark.parametrize("written", ["0712345678", "0110123456", "0202222222", "0733123456", "0199999999"])
+def test_the_fast_path_agrees_with_phonenumbers(written):
+    from tuma.domain.phones import _parse
+
+    try:
+        expected = _parse(written)
+    except InvalidNumber as problem:
+        with pytest.raises(InvalidNumber, match=str(problem)):
+            normalise(written)
+    else:
+        assert normalise(written) == expected

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import json
 
-from datetime import datetime
-
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from tuma.domain.errors import ApiError, ValidationFailed
-from tuma.domain.phones import mask
-from tuma.domain.requests import AcceptedRequest
-from tuma.observability import logger, metrics
-from tuma.store import messages, queue
+from tuma.observability import logger
 
 
 def error_response(status: int, code: str, message: str, details=None) -> Response:
@@ -55,16 +49,3 @@ def tenant_id(app: APIGatewayRestResolver) -> str:
         raise RuntimeError("no tenant in the authorizer context: is the route behind the authorizer?")
     return tenant
 
-
-def store_and_queue(accepted: AcceptedRequest, kind: str, now: datetime) -> None:
-    """Record an accepted request, then queue its jobs: stored first, so that every message id
-    answers GET from the moment the caller has it."""
-    messages.put_request(accepted, kind, now)
-    jobs = accepted.jobs()
-    queue.enqueue(jobs)
-    logger.append_keys(message_id=accepted.request_id)
-    logger.info(f"{kind} accepted", extra={"queued": len(accepted.queued), "rejected": len(accepted.rejected),
-                                           "jobs": len(jobs), "provider": accepted.provider})
-    for entry in accepted.rejected[:20]:
-        logger.info("message rejected", extra={"to": mask(entry.given), "reason": entry.reason, "index": entry.index})
-    metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=len(accepted.queued))

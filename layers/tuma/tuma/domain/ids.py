@@ -9,6 +9,8 @@ import re
 
 from ulid import ULID
 
+CHUNK_SIZE = 1000  # positions per stored chunk item of a request (about 20 KB)
+
 _ID = re.compile(r"^((?:msg|bat)_[0-9A-HJKMNP-TV-Z]{26})(?:_([1-9][0-9]{0,5}))?$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -42,3 +44,8 @@ def derived_request_id(seed: str) -> str:
     id), so a redelivered job without ids claims the same recipients instead of new ones."""
     number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:17], "big") >> 6  # 130 bits
     return "msg_" + "".join(_CROCKFORD[(number >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def chunk_start(index: int) -> int:
+    """The first position of the stored chunk that holds position `index`."""
+    return (index - 1) // CHUNK_SIZE * CHUNK_SIZE + 1

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tuma.domain import ids, jobs
+from tuma.domain.ids import CHUNK_SIZE
 from tuma.domain.phones import InvalidNumber, normalise
 from tuma.domain.status import QUEUED, REJECTED
 
 MAX_BODY_CHARS = 918  # SayaSMS's multi-part limit (6 × 153 GSM-7 characters)
-CHUNK_SIZE = 1000  # positions per stored chunk item (about 20 KB)
 MAX_JOB_MESSAGES = 1000  # also the bound of one 254sms comma-list call
 MAX_JOB_BYTES = 200_000  # under SQS's 256 KiB per message and per SendMessageBatch
 

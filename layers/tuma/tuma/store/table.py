@@ -13,9 +13,12 @@ guessing ids. Items carry `expires_at` (epoch seconds) for TTL retention."""
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime, timedelta
 from functools import cache
 
 import boto3
+from botocore.exceptions import ClientError
 
 REQUEST_SK = "REQ"
 RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", "90"))
@@ -40,3 +43,35 @@ def chunk_sk(start: int) -> str:
 
 def job_sk(first_index: int) -> str:
     return f"J#{first_index:06d}"
+
+
+def expires_at(moment: datetime) -> int:
+    return int((moment + timedelta(days=RETENTION_DAYS)).timestamp())
+
+
+def is_conditional_failure(problem: ClientError) -> bool:
+    return problem.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def batch_write(items: list[dict]) -> None:
+    """Put items 25 to a BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+    client = table().meta.client
+    for i in range(0, len(items), 25):
+        pending = {table().name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
+        for attempt in range(8):
+            unprocessed = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not unprocessed:
+                break
+            pending = unprocessed
+            time.sleep(0.05 * 2 ** attempt)  # throttled: back off, as AWS advises
+        else:
+            raise RuntimeError("DynamoDB kept items unprocessed after 8 attempts")
+
+
+def put_once(item: dict) -> None:
+    """Put an item unless one with its key exists."""
+    try:
+        table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as problem:
+        if not is_conditional_failure(problem):
+            raise
