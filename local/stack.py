@@ -185,7 +185,8 @@ class LocalStack:
         _say("sam build ...")
         self._run(["sam", "build", "--config-env", STAGE], "sam build")
         _say("sam deploy into MiniStack ...")
-        overrides = [f"Stage={STAGE}", f"Sms254BaseUrl={self.sms254_url}", f"SayaSmsBaseUrl={self.sayasms_url}"]
+        overrides = [f"Stage={STAGE}", f"Sms254BaseUrl={self.sms254_url}", f"SayaSmsBaseUrl={self.sayasms_url}",
+                     "RetryBaseSeconds=2"]  # locally, a provider outage is retried within seconds
         self._run(["sam", "deploy", "--config-env", STAGE, "--no-progressbar",
                    "--parameter-overrides", *overrides], "sam deploy")
         cloudformation = self.client("cloudformation")

@@ -21,6 +21,7 @@ processor = AsyncBatchProcessor(event_type=EventType.SQS)
 store = MessageStore()
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
 IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
+RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
 
 
 def _now() -> datetime:
@@ -40,6 +41,8 @@ def handle_job(record: SQSRecord) -> None:
         report = send_job(job, store, settings.providers()[job.provider], _now, IN_FLIGHT_GRACE)
     except Exception as problem:
         logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        queue.retry_later(record.receipt_handle, receive_count, RETRY_BASE_SECONDS)
         raise
     logger.info("job done", extra={**keys, "counts": report.counts})
     for status, count in report.counts.items():

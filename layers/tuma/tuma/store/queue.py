@@ -55,3 +55,11 @@ def dead_letter(body: str, reason: str, message_id: str) -> None:
         MessageAttributes={
             "reason": {"DataType": "String", "StringValue": reason[:1000]},
             "source_message_id": {"DataType": "String", "StringValue": message_id}})
+
+
+def retry_later(receipt_handle: str, receive_count: int, base_seconds: int) -> None:
+    """Bring a failed job back after an exponential backoff (base, 2×base, 4×base… up to 15
+    minutes) instead of the queue's whole visibility timeout."""
+    delay = min(base_seconds * 2 ** max(receive_count - 1, 0), 900)
+    _sqs().change_message_visibility(QueueUrl=os.environ["SEND_QUEUE_URL"], ReceiptHandle=receipt_handle,
+                                     VisibilityTimeout=delay)
