@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tuma.domain import ids
 from tuma.domain.errors import NotFound
 
-_RECIPIENT_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at")
+_RECIPIENT_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at",
+                     "network", "delivery_time", "latency_ms")  # the last three: SayaSMS's delivery report
+
+
+def _plain(entry: dict) -> dict:
+    """DynamoDB numbers (Decimal) as JSON numbers, not strings."""
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in entry.items()}
 
 
 def recipient_view(request: dict, index: int, item: dict | None) -> dict:
@@ -21,12 +29,12 @@ def recipient_view(request: dict, index: int, item: dict | None) -> dict:
         "created_at": request["created_at"],
     }
     if item:
-        view.update({name: item[name] for name in _RECIPIENT_FIELDS if item.get(name) is not None})
+        view.update(_plain({name: item[name] for name in _RECIPIENT_FIELDS if item.get(name) is not None}))
     elif accepted.get("reason"):
         view["reason"] = accepted["reason"]
     history = [{"status": accepted["status"], "at": request["created_at"],
                 **({"reason": accepted["reason"]} if accepted.get("reason") else {})}]
-    history += [dict(entry) for entry in (item or {}).get("history", [])]
+    history += [_plain(entry) for entry in (item or {}).get("history", [])]
     view["history"] = history
     return view
 

@@ -81,7 +81,9 @@ class MessageStore:
                     "SET #s = :sending, attempt_state = :in_flight, claimed_at = :claimed_at, "
                     "attempts = if_not_exists(attempts, :zero) + :one, message_id = :id, #n = :number, "
                     "provider = :provider, created_at = if_not_exists(created_at, :at), updated_at = :at, "
-                    "expires_at = :expires, history = list_append(if_not_exists(history, :empty), :entry)"),
+                    "expires_at = :expires, history = list_append(if_not_exists(history, :empty), :entry)"
+                    # The client's callback_url rides on the recipient item for the stream's callbacks.
+                    + (", callback_url = :callback_url" if job.callback_url else "")),
                 ConditionExpression="attribute_not_exists(#s) OR (#s = :sending AND attempt_state = :not_taken)",
                 ExpressionAttributeNames={"#s": "status", "#n": "number"},
                 ExpressionAttributeValues={
@@ -89,7 +91,8 @@ class MessageStore:
                     ":claimed_at": now.isoformat(), ":zero": 0, ":one": 1, ":id": recipient.message_id,
                     ":number": recipient.number, ":provider": job.provider, ":at": at,
                     ":expires": _expires_at(now), ":empty": [],
-                    ":entry": [{"status": SENDING, "at": at, "provider": job.provider}]},
+                    ":entry": [{"status": SENDING, "at": at, "provider": job.provider}],
+                    **({":callback_url": job.callback_url} if job.callback_url else {})},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
             return "claimed", {}
         except ClientError as problem:
