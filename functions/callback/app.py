@@ -16,7 +16,9 @@ from tuma.domain.callbacks import EVENT_ID_HEADER, SIGNATURE_HEADER, body_of, re
 from tuma.observability import logger, tracer
 from tuma.store import callbacks, tenants
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# One client's endpoint being down fails a whole batch routinely: report the failures (each with
+# its own backoff already set) rather than fail the invocation.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 TIMEOUT_S = (3.05, 5.0)
 BACKOFF_S = int(settings.env("CALLBACK_BACKOFF_S", "30"))
 ALLOW_PRIVATE = settings.env("CALLBACK_ALLOW_PRIVATE", "false") == "true"

@@ -145,6 +145,12 @@ def receive(report: Report, store: ReportStore, now: datetime) -> str:
 def link(provider_message_id: str, ref: MessageRef, store: ReportStore, now: datetime) -> list[tuple[Report, str]]:
     """The sender's side, once it has recorded the send: map the id, then apply what was parked."""
     store.map(provider_message_id, ref, now)
+    return apply_parked(provider_message_id, ref, store, now)
+
+
+def apply_parked(provider_message_id: str, ref: MessageRef, store: ReportStore,
+                 now: datetime) -> list[tuple[Report, str]]:
+    """The second half of `link`, for a store that wrote many mappings at once beforehand."""
     outcomes = []
     for report in store.parked(provider_message_id):
         outcomes.append((report, store.apply(ref, report, now)))

@@ -12,6 +12,7 @@ may replace (forward only); otherwise, once, it only goes into the history."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from botocore.exceptions import ClientError
@@ -22,13 +23,14 @@ from tuma.domain.messages import iso_millis
 from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
-from tuma.store.messages import MessageStore, _expires_at, _is_conditional_failure
+from tuma.store.messages import _WRITERS, MessageStore, _expires_at, _is_conditional_failure
 from tuma.store.table import message_pk, recipient_sk, table
 
 MAP_SK = "MAP"
 PARKED_PREFIX = "EVT#"
 DUE_CURSOR_KEY = {"pk": "DUE", "sk": "CURSOR"}
 _FIRST_LOOKBACK = timedelta(days=7)  # where the expirer starts when it has no cursor yet
+PARKED_FOR = timedelta(days=7)  # a report whose message never shows up is dropped (TTL) after this
 
 
 def _mapping_pk(provider_message_id: str) -> str:
@@ -48,16 +50,13 @@ class DynamoReportStore:
         return MessageRef(item["tenant_id"], item["request_id"], int(item["index"])) if item else None
 
     def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None:
-        table().put_item(Item={
-            "pk": _mapping_pk(provider_message_id), "sk": MAP_SK, "kind": "provider_message",
-            "tenant_id": ref.tenant_id, "request_id": ref.request_id, "index": ref.index,
-            "expires_at": _expires_at(now)})
+        table().put_item(Item=_mapping_item(provider_message_id, ref, now))
 
     def park(self, report: Report, now: datetime) -> None:
         try:
             table().put_item(Item={
                 "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key,
-                "kind": "parked_report", **report.to_item(), "expires_at": _expires_at(now)},
+                "kind": "parked_report", **report.to_item(), "expires_at": int((now + PARKED_FOR).timestamp())},
                 ConditionExpression="attribute_not_exists(pk)")
         except ClientError as problem:
             if not _is_conditional_failure(problem):
@@ -119,6 +118,12 @@ class DynamoReportStore:
         return outcome
 
 
+def _mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
+    return {"pk": _mapping_pk(provider_message_id), "sk": MAP_SK, "kind": "provider_message",
+            "tenant_id": ref.tenant_id, "request_id": ref.request_id, "index": ref.index,
+            "expires_at": _expires_at(now)}
+
+
 def _plain_item(item: dict) -> dict:
     """ReturnValuesOnConditionCheckFailure gives the low-level shape ({"S": ...}) through the resource API."""
     if item and all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in _TYPES for v in item.values()):
@@ -142,11 +147,14 @@ def _bucket_start(bucket: str) -> datetime:
     return datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
 
 
-def schedule_expiry(ref: MessageRef, due: datetime, now: datetime) -> None:
+def _due_item(ref: MessageRef, due: datetime, now: datetime) -> dict:
     key = _recipient_key(ref)
-    table().put_item(Item={
-        "pk": f"DUE#{_bucket(due)}", "sk": f"{iso_millis(due)}#{key['pk']}#{key['sk']}", "kind": "expiry",
-        "target_pk": key["pk"], "target_sk": key["sk"], "expires_at": _expires_at(now)})
+    return {"pk": f"DUE#{_bucket(due)}", "sk": f"{iso_millis(due)}#{key['pk']}#{key['sk']}", "kind": "expiry",
+            "target_pk": key["pk"], "target_sk": key["sk"], "expires_at": _expires_at(now)}
+
+
+def schedule_expiry(ref: MessageRef, due: datetime, now: datetime) -> None:
+    table().put_item(Item=_due_item(ref, due, now))
 
 
 def expire_due(now: datetime, time_left: Callable[[], float], after: timedelta) -> dict[str, int]:
@@ -230,20 +238,29 @@ class ReportingMessageStore(MessageStore):
 
     def record(self, job: SendJob, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
         super().record(job, outcomes, now)
-        for recipient, outcome in outcomes:
-            if outcome.provider == reports.PROVIDER and outcome.provider_message_id:
-                self._link(job, recipient, outcome.provider_message_id, outcome.status, now)
+        links = [(MessageRef(job.tenant_id, job.request_id, recipient.index), outcome.provider_message_id,
+                  outcome.status) for recipient, outcome in outcomes
+                 if outcome.provider == reports.PROVIDER and outcome.provider_message_id]
+        if not links:
+            return
+        # Mappings and due items in batches (plain puts), then each id's parked reports: the
+        # mapping is written before its parked reports are read, as tuma.domain.reports needs.
+        with table().batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for ref, provider_message_id, status in links:
+                batch.put_item(Item=_mapping_item(provider_message_id, ref, now))
+                if status == SENT:
+                    batch.put_item(Item=_due_item(ref, now + self.expire_after, now))
+        with ThreadPoolExecutor(_WRITERS) as pool:
+            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now), links))
 
     def _claim(self, job: SendJob, recipient: JobRecipient, now: datetime) -> tuple[str, dict]:
         state, old = super()._claim(job, recipient, now)
+        # The base class gets the old item in DynamoDB's wire shape from the error response.
         old = _plain_item(old)
         if state == "taken" and old.get("provider") == reports.PROVIDER and old.get("provider_message_id"):
-            self._link(job, recipient, old["provider_message_id"], old.get("status"), now)
+            # Recorded by an invocation that may have died before linking: link again (idempotent).
+            ref = MessageRef(job.tenant_id, job.request_id, recipient.index)
+            if old.get("status") == SENT:
+                schedule_expiry(ref, now + self.expire_after, now)
+            reports.link(old["provider_message_id"], ref, self.reports, now)
         return state, old
-
-    def _link(self, job: SendJob, recipient: JobRecipient, provider_message_id: str, status: str | None,
-              now: datetime) -> None:
-        ref = MessageRef(job.tenant_id, job.request_id, recipient.index)
-        if status == SENT:
-            schedule_expiry(ref, now + self.expire_after, now)
-        reports.link(provider_message_id, ref, self.reports, now)
