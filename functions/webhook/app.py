@@ -30,12 +30,17 @@ class Unauthorized(ApiError):
 def sayasms_report():
     given = app.current_event.get_query_string_value("token") or ""
     if not hmac.compare_digest(given.encode(), settings.webhook_token().encode()):
+        metrics.add_metric(name="ReportsUnauthorized", unit=MetricUnit.Count, value=1)
         raise Unauthorized("unauthorized", "This webhook needs its token: ?token=<secret>.")
     now = datetime.now(timezone.utc)
     try:
         report = parse_report(api.json_body(app), iso_millis(now))
     except MalformedReport as problem:
+        metrics.add_metric(name="ReportsMalformed", unit=MetricUnit.Count, value=1)
         raise ApiError("invalid_report", f"Not a SayaSMS delivery report: {problem}.") from None
+    except ApiError:
+        metrics.add_metric(name="ReportsMalformed", unit=MetricUnit.Count, value=1)
+        raise
     outcome = receive(report, store, now)
     logger.info("delivery report", extra={"event": report.event, "provider_message_id": report.provider_message_id,
                                           "outcome": outcome})
