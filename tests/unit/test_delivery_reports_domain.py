@@ -204,3 +204,20 @@ def test_a_signature_verifies_and_a_changed_body_or_old_timestamp_does_not():
 def test_retries_back_off_exponentially_up_to_twelve_hours():
     assert [callbacks.retry_delay(n, 30) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert callbacks.retry_delay(30, 30) == 43_200
+
+
+def test_the_sample_verifier_in_the_docs_accepts_tumas_signature():
+    import re
+    import time
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "callbacks.md").read_text()
+    namespace: dict = {}
+    exec(re.search(r"```python\n(.*?)```", doc, re.S).group(1), namespace)  # noqa: S102 - our own doc
+    verify_tuma_callback = namespace["verify_tuma_callback"]
+    body = callbacks.body_of({"id": "msg_X_1:delivered", "status": "delivered"})
+    header = callbacks.signature("whsec_s3cret", int(time.time()), body)
+
+    assert verify_tuma_callback("whsec_s3cret", header, body.encode())
+    assert not verify_tuma_callback("whsec_other", header, body.encode())
+    assert not verify_tuma_callback("whsec_s3cret", header, body.encode() + b" ")

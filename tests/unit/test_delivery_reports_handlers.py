@@ -114,6 +114,7 @@ def test_the_webhook_keeps_a_report_for_an_unknown_id_and_answers_200(aws):
     assert [p["sk"] for p in parked] == ["EVT#message.delivered"]
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics")
 def test_other_routes_are_json_404(aws):
     answer = load("webhook").handler(url_event(REPORT, TOKEN, path="/"), Context())
     assert answer["statusCode"] == 404 and json.loads(answer["body"])["error"]["code"] == "not_found"
