@@ -191,8 +191,8 @@ class LocalStack:
         _say("sam deploy into MiniStack ...")
         overrides = [f"Stage={STAGE}", f"Sms254BaseUrl={self.sms254_url}", f"SayaSmsBaseUrl={self.sayasms_url}",
                      # SayaSMS reports to the webhook's Function URL through MiniStack's path form;
-                     # client callbacks may go to loopback receivers.
-                     f"LocalEndpoint={self.endpoint}", "AllowPrivateCallbacks=true",
+                     # client callbacks go to loopback receivers only: the local stack never calls out.
+                     f"LocalEndpoint={self.endpoint}", "CallbackNetwork=loopback",
                      *(f"{name}={value}" for name, value in self.parameters.items())]
         self._run(["sam", "deploy", "--config-env", STAGE, "--no-progressbar",
                    "--parameter-overrides", *overrides], "sam deploy")

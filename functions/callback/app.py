@@ -21,7 +21,7 @@ from tuma.store import callbacks, tenants
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 TIMEOUT_S = (3.05, 5.0)
 BACKOFF_S = int(settings.env("CALLBACK_BACKOFF_S", "30"))
-ALLOW_PRIVATE = settings.env("CALLBACK_ALLOW_PRIVATE", "false") == "true"
+NETWORK = settings.env("CALLBACK_NETWORK", "public")  # public | loopback (the local stack)
 http = requests.Session()
 
 
@@ -29,13 +29,21 @@ class CallbackFailed(Exception):
     pass
 
 
-def _refused_destination(url: str) -> str | None:
-    """Never POST into private networks (the Lambda runtime API listens on loopback), except locally."""
-    if ALLOW_PRIVATE:
-        return None
-    parts = urlsplit(url)
+def _is_loopback(host: str) -> bool:
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refused_destination(url: str) -> str | None:
+    """On AWS, never POST into a private network (the Lambda runtime API listens on loopback);
+    locally, POST only to loopback (without even a DNS query for any other host)."""
+    host = urlsplit(url).hostname or ""
+    if NETWORK == "loopback":
+        return None if _is_loopback(host) else "the local stack only calls back loopback addresses"
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except (socket.gaierror, UnicodeError):
         return None  # let the POST fail and be retried: DNS may come back
     if any(not ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):

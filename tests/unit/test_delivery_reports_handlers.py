@@ -43,7 +43,7 @@ def load(function: str):
 def aws(monkeypatch):
     for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                         "TABLE_NAME": "tuma-test", "CONFIG_PATH": "/tuma/test", "POWERTOOLS_TRACE_DISABLED": "true",
-                        "POWERTOOLS_METRICS_NAMESPACE": "Tuma", "CALLBACK_ALLOW_PRIVATE": "true",
+                        "POWERTOOLS_METRICS_NAMESPACE": "Tuma", "CALLBACK_NETWORK": "loopback",
                         "CALLBACK_BACKOFF_S": "7"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
@@ -248,9 +248,20 @@ def test_an_unreachable_endpoint_is_retried_too(aws):
 
 
 def test_callbacks_to_private_addresses_are_dropped_on_aws(aws, receiver_ok, monkeypatch):
-    monkeypatch.setenv("CALLBACK_ALLOW_PRIVATE", "false")
+    monkeypatch.setenv("CALLBACK_NETWORK", "public")
     tenants.ensure_signing_secret("acme")
 
     answer = load("callback").handler(sqs_event(aws, job_for(receiver_ok.url)), Context())
 
     assert answer == {"batchItemFailures": []} and receiver_ok.got == []
+
+
+def test_the_local_stack_calls_back_loopback_only_without_resolving_other_hosts(aws, monkeypatch):
+    tenants.ensure_signing_secret("acme")
+    callback = load("callback")
+    monkeypatch.setattr(callback.socket, "getaddrinfo", lambda *a: pytest.fail("no DNS query locally"))
+    monkeypatch.setattr(callback.http, "post", lambda *a, **k: pytest.fail("no call out of loopback"))
+
+    answer = callback.handler(sqs_event(aws, job_for("https://yourapp.com/webhooks/sms")), Context())
+
+    assert answer == {"batchItemFailures": []}
