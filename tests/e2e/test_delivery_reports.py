@@ -199,8 +199,8 @@ def test_a_client_gets_each_change_once_signed_after_failing_twice(stack, client
     sayasms.callbacks()
     message_id = send(client, ["0712345678"], callback_url=receiver.url)["recipients"][0]["message_id"]
 
-    accepted = poll(receiver.accepted, lambda got: {json.loads(a["body"])["status"] for a in got} >= {"sent", "delivered"},
-                    seconds=60, pause=0.25)
+    accepted = poll(receiver.accepted, seconds=60, pause=0.25,
+                    done=lambda got: {json.loads(a["body"])["status"] for a in got} >= {"sent", "delivered"})
 
     statuses = [json.loads(a["body"])["status"] for a in accepted]
     assert sorted(statuses) == ["delivered", "sent"], receiver.attempts
