@@ -82,6 +82,10 @@ class LocalStack:
     api_url: str = ""
     api_key: str = ""
     credentials: dict = field(default_factory=dict)  # the simulators' (and SSM's) provider keys
+    # Extra template parameters (e.g. the e2e tests' short ExpireAfterSeconds).
+    parameters: dict = field(default_factory=dict)
+    webhook_token: str = ""
+    signing_secret: str = ""  # TENANT's, for verifying its callbacks
 
     @property
     def endpoint(self) -> str:
@@ -107,6 +111,7 @@ class LocalStack:
         self.credentials = credentials = {
             "254sms/username": "tuma-local", "254sms/api_key": secrets.token_hex(16),
             "sayasms/api_key": "sk_test_" + secrets.token_hex(16)}
+        self.webhook_token = secrets.token_urlsafe(32)
         try:
             self._spawn("ministack", [str(MINISTACK_BIN)], {
                 "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ports.ministack), "LOG_LEVEL": "WARNING",
@@ -123,6 +128,7 @@ class LocalStack:
             self._put_credentials(credentials)
             self._deploy()
             self.api_key = self.create_api_key(TENANT)
+            self.signing_secret = self.tenant_signing_secret(TENANT)
             self._write_env_file()
         except BaseException:
             self.stop()
@@ -186,7 +192,11 @@ class LocalStack:
         self._run(["sam", "build", "--config-env", STAGE], "sam build")
         _say("sam deploy into MiniStack ...")
         overrides = [f"Stage={STAGE}", f"Sms254BaseUrl={self.sms254_url}", f"SayaSmsBaseUrl={self.sayasms_url}",
-                     "RetryBaseSeconds=2"]  # locally, a provider outage is retried within seconds
+                     # SayaSMS reports to the webhook's Function URL through MiniStack's path form;
+                     # client callbacks go to loopback receivers only: the local stack never calls out.
+                     f"LocalEndpoint={self.endpoint}", "CallbackNetwork=loopback",
+                     "RetryBaseSeconds=2",  # locally, a provider outage is retried within seconds
+                     *(f"{name}={value}" for name, value in self.parameters.items())]
         self._run(["sam", "deploy", "--config-env", STAGE, "--no-progressbar",
                    "--parameter-overrides", *overrides], "sam deploy")
         cloudformation = self.client("cloudformation")
@@ -211,14 +221,34 @@ class LocalStack:
         ssm = self.client("ssm")
         for name, value in credentials.items():
             ssm.put_parameter(Name=f"/tuma/{STAGE}/providers/{name}", Value=value, Type="SecureString", Overwrite=True)
+        ssm.put_parameter(Name=f"/tuma/{STAGE}/webhook/sayasms_token", Value=self.webhook_token,
+                          Type="SecureString", Overwrite=True)
 
     def create_api_key(self, tenant_id: str) -> str:
-        """A new key for `tenant_id` in the deployed table, made by the layer's own code."""
+        """A new key for `tenant_id` in the deployed table, made by the layer's own code; the
+        tenant's callback signing secret is created with its first key."""
         sys.path.insert(0, str(ROOT / "layers" / "tuma"))
         from tuma.store.api_keys import create_api_key
 
-        key_table = self._session().resource("dynamodb", endpoint_url=self.endpoint).Table(self.outputs["TableName"])
-        return create_api_key(tenant_id, label="local", key_table=key_table)
+        api_key = create_api_key(tenant_id, label="local", key_table=self._table())
+        self.tenant_signing_secret(tenant_id)
+        return api_key
+
+    def tenant_signing_secret(self, tenant_id: str) -> str:
+        """The tenant's callback signing secret (created if it has none)."""
+        sys.path.insert(0, str(ROOT / "layers" / "tuma"))
+        from tuma.store.tenants import ensure_signing_secret
+
+        return ensure_signing_secret(tenant_id, secret_table=self._table())[0]
+
+    def _table(self):
+        return self._session().resource("dynamodb", endpoint_url=self.endpoint).Table(self.outputs["TableName"])
+
+    @property
+    def webhook_url(self) -> str:
+        """The SayaSMS webhook as the simulator reaches it (without its ?token=)."""
+        url_id = self.outputs["WebhookFunctionUrl"].split("/")[2].split(".")[0]
+        return f"{self.endpoint}/_aws/lambda-url/{url_id}/v1/webhooks/sayasms"
 
     def client(self, service: str):
         return self._session().client(service, endpoint_url=self.endpoint)
@@ -232,7 +262,8 @@ class LocalStack:
         STATE_DIR.mkdir(exist_ok=True)
         (STATE_DIR / "local.env").write_text(
             f"TUMA_URL={self.api_url}\nTUMA_KEY={self.api_key}\n"
-            f"TUMA_SIM_254SMS_URL={self.sms254_url}\nTUMA_SIM_SAYASMS_URL={self.sayasms_url}\n")
+            f"TUMA_SIM_254SMS_URL={self.sms254_url}\nTUMA_SIM_SAYASMS_URL={self.sayasms_url}\n"
+            f"TUMA_SIGNING_SECRET={self.signing_secret}\nTUMA_WEBHOOK_URL={self.webhook_url}\n")
 
 
 def _relay(name: str, proc: subprocess.Popen) -> None:
@@ -253,8 +284,10 @@ Tuma is running locally.
 
   API URL   {stack.api_url}
   API key   {stack.api_key}
+  Callback signing secret   {stack.signing_secret}   (verify callbacks with it: docs/callbacks.md)
   254sms simulator   {stack.sms254_url}   (requests it received: {stack.sms254_url}/_sim/requests)
-  SayaSMS simulator  {stack.sayasms_url}   (requests it received: {stack.sayasms_url}/_sim/requests)
+  SayaSMS simulator  {stack.sayasms_url}   (requests it received: {stack.sayasms_url}/_sim/requests;
+                     delivery reports it sent: {stack.sayasms_url}/_sim/callbacks/log)
 
 Try it:
   curl -X POST {stack.api_url}/v1/messages \\

@@ -3,7 +3,8 @@
     python scripts/create_api_key.py --stack tuma --tenant acme [--label "acme backend"]
 
 Uses your normal AWS credentials and region (AWS_PROFILE, AWS_REGION), or AWS_ENDPOINT_URL for
-the local stack. Only the key's SHA-256 is stored."""
+the local stack. Only the key's SHA-256 is stored. A tenant's first key also creates its
+callback signing secret, printed once on stderr (docs/callbacks.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "tuma"))
 from tuma.store.api_keys import create_api_key  # noqa: E402
+from tuma.store.tenants import ensure_signing_secret  # noqa: E402
 
 
 def main() -> None:
@@ -27,6 +29,9 @@ def main() -> None:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     key_table = boto3.resource("dynamodb").Table(outputs["TableName"])
     print(create_api_key(args.tenant, label=args.label, key_table=key_table))
+    secret, created = ensure_signing_secret(args.tenant, secret_table=key_table)
+    if created:
+        print(f"callback signing secret of {args.tenant}: {secret}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import send_job
 from tuma.observability import NAMESPACE, logger, metrics, tracer
 from tuma.store import queue
-from tuma.store.sending import MessageStore
+from tuma.store.reports import ReportingMessageStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
-store = MessageStore()
+# Records outcomes, and links SayaSMS's ids to messages for delivery reports (tuma.store.reports).
+store = ReportingMessageStore(settings.expire_after())
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
 IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
 RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))

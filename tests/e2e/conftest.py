@@ -55,10 +55,23 @@ class Simulator:
     def fault(self, **fault) -> None:
         requests.post(self.url + "/_sim/faults", json=fault, timeout=10).raise_for_status()
 
+    def callbacks(self, **settings) -> None:
+        """SayaSMS simulator only: its delivery-report settings ({} restores the defaults)."""
+        requests.post(self.url + "/_sim/callbacks", json=settings, timeout=10).raise_for_status()
+
+    def callback_log(self) -> list[dict]:
+        return requests.get(self.url + "/_sim/callbacks/log", timeout=10).json()["callbacks"]
+
+
+# Short enough to watch a message expire and a callback be retried within a test.
+E2E_PARAMETERS = {"ExpireAfterSeconds": "3", "CallbackBackoffSeconds": "1", "CallbackMaxAttempts": "4",
+                  "ExpiryCheckMinutes": "60"}
+
 
 @pytest.fixture(scope="session")
 def stack():
-    local = LocalStack(ports=Ports(free_port(), free_port(), free_port()), log_dir=ROOT / ".tuma" / "e2e-logs")
+    local = LocalStack(ports=Ports(free_port(), free_port(), free_port()), log_dir=ROOT / ".tuma" / "e2e-logs",
+                       parameters=E2E_PARAMETERS)
     with local:
         yield local
 
@@ -70,10 +83,15 @@ def client(stack) -> Client:
 
 @pytest.fixture
 def sayasms(stack) -> Simulator:
+    """The SayaSMS simulator with delivery reports off: a test that wants them turns them on
+    (`sayasms.callbacks()`), so that others see their messages stay `sent`."""
     sim = Simulator(stack.sayasms_url)
     sim.reset()
+    sim.callbacks(enabled=False)
+    requests.delete(sim.url + "/_sim/callbacks/log", timeout=10).raise_for_status()
     yield sim
     sim.reset()
+    sim.callbacks(enabled=False)
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_an_unknown_route_is_a_json_404(functions, context, aws, method, path):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/api.py:44-47: json.loads raises RecursionError (not ValueError) on deeply nested JSON "
+    "BUG tuma/api.py:39-42: json.loads raises RecursionError (not ValueError) on deeply nested JSON "
     "(a 100 KB body of '['), which escapes as an unhandled error (a 5xx) instead of 400 invalid_json; "
     "catch RecursionError too"))
 def test_deeply_nested_json_is_a_400_not_a_crash(send):
@@ -184,7 +184,7 @@ def test_deeply_nested_json_is_a_400_not_a_crash(send):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/domain/requests.py:64,97 + tuma/store/messages.py:52: a rejected recipient keeps "
+    "BUG tuma/domain/requests.py:64,97 + tuma/store/messages.py:33: a rejected recipient keeps "
     "the text `given` with no length bound and its chunk item stores it, so long junk entries in `to` "
     "(here 999 x 500 characters beside one good number, a 500 KB body) push the chunk past DynamoDB's "
     "400 KB item limit and BatchWriteItem fails: a 5xx for a caller's mistake (bulk has the same hole); "

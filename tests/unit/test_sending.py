@@ -24,7 +24,7 @@ from tuma.domain.status import DELIVERED, FAILED, REJECTED, SENT, UNKNOWN
 from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
 from tuma.store import messages as message_store
-from tuma.store.messages import MessageStore
+from tuma.store.sending import MessageStore
 from tuma.store.table import job_sk, message_pk, recipient_sk
 
 GRACE = timedelta(seconds=30)
@@ -302,7 +302,7 @@ def test_a_redelivered_job_sends_nothing_more(aws, store, setup, clock):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "DOUBT tuma/store/messages.py:_job_key (J#<first index>): the claim belongs to a job's FIRST message "
+    "DOUBT tuma/store/sending.py:112 _job_key (J#<first index>): the claim belongs to a job's FIRST message "
     "index, not to the job, so a second job of the same request starting at the same index (a producer "
     "reusing its request_id and message ids for another job) finds the claim `done` and its other "
     "messages are silently dropped: never sent, never recorded, no error; key the claim on the whole "
@@ -425,12 +425,13 @@ def set_status(aws, job: SendJob, n: int, status: str) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/store/messages.py MessageStore.record (BatchWriteItem of whole items, no condition): an "
-    "outcome recorded after the message moved on (SayaSMS may post `message.delivered` before its HTTP "
-    "answer reaches the sender; its simulator's `early` setting does exactly that) replaces the item: "
-    "`delivered` goes back to `sent` and the delivery history is lost. Status must only move forward: "
-    "write these with a condition (attribute_not_exists or status IN earlier_than(new)) and append "
-    "history otherwise, as the previous store did"))
+    "DOUBT tuma/store/sending.py:83-91 MessageStore.record writes whole message items with BatchWriteItem, "
+    "no condition: a recorded outcome replaces whatever the item holds, so a `sent` written after the "
+    "message moved on turns `delivered` back into `sent` and drops its history. Safe only while nothing "
+    "else writes first: store/reports.py parks reports that come before the sender's write, but a second "
+    "writer (a live invocation whose claim was taken over because SENDER_TIMEOUT_S is below the function's "
+    "real Timeout, both hard-coded in template.yaml) breaks 'status only moves forward'; a conditional "
+    "write (attribute_not_exists, else history only) would keep it"))
 def test_a_late_sent_after_delivered_keeps_delivered_and_appends_history(aws, store, simsaya, clock):
     job = make_job("sayasms")
     claim = store.claim(job, clock(), GRACE)

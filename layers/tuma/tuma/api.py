@@ -16,8 +16,9 @@ def error_response(status: int, code: str, message: str, details=None) -> Respon
                     body={"error": {"code": code, "message": message, "details": details or []}})
 
 
-def resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver()
+def resolver(kind: type = APIGatewayRestResolver):
+    """A resolver of `kind` (the REST API's by default; the webhook uses a Function URL's)."""
+    app = kind()
 
     @app.exception_handler(ApiError)
     def _api_error(problem: ApiError) -> Response:

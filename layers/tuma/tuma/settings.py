@@ -2,11 +2,14 @@
 credentials from SSM Parameter Store SecureStrings through Powertools Parameters, cached.
 
 Parameter names, under CONFIG_PATH (e.g. /tuma/local):
-  providers/254sms/username, providers/254sms/api_key, providers/sayasms/api_key"""
+  providers/254sms/username, providers/254sms/api_key, providers/sayasms/api_key,
+  webhook/sayasms_token (the secret in the callback_url Tuma gives SayaSMS)"""
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from urllib.parse import quote
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -31,6 +34,21 @@ def _secrets() -> dict[str, str]:
     return parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
 
 
+def webhook_token() -> str:
+    return parameters.get_parameter(env("CONFIG_PATH").rstrip("/") + "/webhook/sayasms_token", decrypt=True,
+                                    max_age=SECRETS_MAX_AGE_S)
+
+
+def sayasms_callback_url() -> str | None:
+    """The webhook's URL with its token, given to SayaSMS on every send (None: no reports)."""
+    base = os.environ.get("SAYASMS_CALLBACK_URL")
+    return f"{base}?token={quote(webhook_token(), safe='')}" if base else None
+
+
+def expire_after() -> timedelta:
+    return timedelta(seconds=int(env("EXPIRE_AFTER_S", "172800")))
+
+
 def providers() -> dict[str, Provider]:
     # Imported here: requests is only needed by the functions that call providers.
     from tuma.providers.sayasms import SayaSms
@@ -41,7 +59,7 @@ def providers() -> dict[str, Provider]:
         return {
             "254sms": Sms254(env("SMS254_BASE_URL"), secrets["254sms/username"], secrets["254sms/api_key"]),
             "sayasms": SayaSms(env("SAYASMS_BASE_URL"), secrets["sayasms/api_key"],
-                               callback_url=os.environ.get("SAYASMS_CALLBACK_URL") or None),
+                               callback_url=sayasms_callback_url()),
         }
     except KeyError as missing:
         raise RuntimeError(f"SSM parameter {env('CONFIG_PATH')}/providers/{missing.args[0]} is missing") from None

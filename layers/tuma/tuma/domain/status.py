@@ -1,4 +1,5 @@
-"""The status machine: queued → sending → sent → delivered | failed, plus rejected and unknown.
+"""The status machine: queued → sending → sent → delivered | failed, plus rejected, unknown and
+expired (no final delivery report in time; a later delivered or failed report still replaces it).
 
 Status only moves forward; a late or repeated event is kept in the history but never moves a
 message back. The store enforces the same order with conditional writes."""
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 QUEUED, SENDING, SENT, DELIVERED, FAILED, REJECTED, UNKNOWN = (
     "queued", "sending", "sent", "delivered", "failed", "rejected", "unknown")
+EXPIRED = "expired"
 
 # Rank by how far a message has got; finals share the top rank so none replaces another.
-RANK = {QUEUED: 0, SENDING: 1, UNKNOWN: 2, SENT: 3, DELIVERED: 4, FAILED: 4, REJECTED: 4}
+# `expired` ranks above `sent` and below the finals: a late delivered/failed report still wins.
+RANK = {QUEUED: 0, SENDING: 1, UNKNOWN: 2, SENT: 3, EXPIRED: 4, DELIVERED: 5, FAILED: 5, REJECTED: 5}
 FINAL = frozenset({DELIVERED, FAILED, REJECTED})
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tuma.domain import ids
 from tuma.domain.errors import NotFound
 from tuma.domain.status import QUEUED, REJECTED
 
-_MESSAGE_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at")
+_MESSAGE_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at",
+                   "network", "delivery_time", "latency_ms")  # the last three: SayaSMS's delivery report
+
+
+def _plain(entry: dict) -> dict:
+    """DynamoDB numbers (Decimal) as JSON numbers, not strings."""
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in entry.items()}
 
 
 def _accepted(request: dict, chunk: dict | None, index: int) -> tuple[str, str, str | None] | None:
@@ -30,11 +38,11 @@ def message_view(request: dict | None, chunk: dict | None, item: dict | None, me
             "status": (item or {}).get("status", status), "provider": (item or {}).get("provider", request["provider"]),
             "created_at": request["created_at"]}
     if item:
-        view.update({name: item[name] for name in _MESSAGE_FIELDS if item.get(name) is not None})
+        view.update(_plain({name: item[name] for name in _MESSAGE_FIELDS if item.get(name) is not None}))
     elif reason:
         view["reason"] = reason
     history = [{"status": status, "at": request["created_at"], **({"reason": reason} if reason else {})}]
-    view["history"] = history + [dict(entry) for entry in (item or {}).get("history", [])]
+    view["history"] = history + [_plain(entry) for entry in (item or {}).get("history", [])]
     return view
 
 

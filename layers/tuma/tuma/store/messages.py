@@ -76,6 +76,3 @@ def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, list[str
         if not start:
             break
     return request, statuses
-
-
-# --- sending -------------------------------------------------------------------------------

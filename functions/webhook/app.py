@@ -1,0 +1,55 @@
+"""POST /v1/webhooks/sayasms?token=<secret>: SayaSMS delivery reports, behind a Function URL.
+
+401 without the right token (compared in constant time), 400 for a body that is not a report,
+200 for every well-formed report: applied, duplicate, late, or parked because the sender has not
+recorded SayaSMS's message id yet. A few DynamoDB calls, no other network call."""
+
+import hmac
+from datetime import datetime, timezone
+
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tuma import api, settings
+from tuma.domain.errors import ApiError
+from tuma.domain.requests import iso_millis
+from tuma.domain.reports import MalformedReport, parse_report, receive
+from tuma.observability import logger, metrics, tracer
+from tuma.store.reports import DynamoReportStore
+
+app = api.resolver(LambdaFunctionUrlResolver)
+store = DynamoReportStore()
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+@app.post("/v1/webhooks/sayasms")
+@tracer.capture_method
+def sayasms_report():
+    given = app.current_event.get_query_string_value("token") or ""
+    if not hmac.compare_digest(given.encode(), settings.webhook_token().encode()):
+        metrics.add_metric(name="ReportsUnauthorized", unit=MetricUnit.Count, value=1)
+        raise Unauthorized("unauthorized", "This webhook needs its token: ?token=<secret>.")
+    now = datetime.now(timezone.utc)
+    try:
+        report = parse_report(api.json_body(app), iso_millis(now))
+    except MalformedReport as problem:
+        metrics.add_metric(name="ReportsMalformed", unit=MetricUnit.Count, value=1)
+        raise ApiError("invalid_report", f"Not a SayaSMS delivery report: {problem}.") from None
+    except ApiError:
+        metrics.add_metric(name="ReportsMalformed", unit=MetricUnit.Count, value=1)
+        raise
+    outcome = receive(report, store, now)
+    logger.info("delivery report", extra={"event": report.event, "provider_message_id": report.provider_message_id,
+                                          "outcome": outcome})
+    metrics.add_metric(name=f"Reports{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    return {"received": True, "outcome": outcome}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return app.resolve(event, context)

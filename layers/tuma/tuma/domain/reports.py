@@ -1,0 +1,162 @@
+"""SayaSMS delivery reports (seeds/sayasms-api.txt, "Webhooks & Delivery Reports").
+
+A report names SayaSMS's per-recipient message id, not Tuma's. The sender stores the mapping
+(SayaSMS id → Tuma message) when it records the send; a report can arrive before that (SayaSMS
+may call back before its send response reaches the sender). Such a report is parked under the
+same SayaSMS id and applied by whichever side comes second:
+
+  webhook: read mapping → found: apply.  Not found: park the report, read the mapping again →
+           found now: apply the parked report.
+  sender:  write mapping → read parked reports → apply each.
+
+Both reads are strongly consistent and each side writes before it reads, so at least one side
+sees the other's write: no report is lost. Both may apply the same report; applying is
+idempotent (each event type is applied to a message once, by a conditional write) and forward
+only (tuma.domain.status), so the outcome is the same under any order or repetition.
+
+254sms has no delivery reports: its messages end at the send response's `sent` or `failed`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from tuma.domain.status import DELIVERED, FAILED, SENT
+
+PROVIDER = "sayasms"
+# SayaSMS's four events and the Tuma status each one means. `queued` (SayaSMS took it) and
+# `sent` (handed to the carrier) both mean Tuma's `sent`: the provider has the message.
+EVENTS = {"message.queued": SENT, "message.sent": SENT, "message.delivered": DELIVERED, "message.failed": FAILED}
+_MAX_ID = 200
+_MAX_TEXT = 500
+
+
+class MalformedReport(ValueError):
+    """The body is not a SayaSMS delivery report; the message says why (never echoes numbers)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    event: str  # message.queued | message.sent | message.delivered | message.failed
+    provider_message_id: str
+    received_at: str  # ISO 8601, when Tuma received it
+    details: dict = field(default_factory=dict)  # network, delivery_time, latency_ms | reason
+
+    @property
+    def status(self) -> str:
+        return EVENTS[self.event]
+
+    @property
+    def key(self) -> str:
+        """What makes a report the same report again: each event happens once per message."""
+        return self.event
+
+    def history_entry(self) -> dict:
+        return {"status": self.status, "event": self.event, "at": self.received_at, "provider": PROVIDER,
+                **self.details}
+
+    def to_item(self) -> dict:
+        return {"event": self.event, "provider_message_id": self.provider_message_id,
+                "received_at": self.received_at, "details": dict(self.details)}
+
+    @classmethod
+    def from_item(cls, item: dict) -> Report:
+        details = {k: int(v) if k == "latency_ms" else v for k, v in (item.get("details") or {}).items()}
+        return cls(item["event"], item["provider_message_id"], item["received_at"], details)
+
+
+def parse_report(payload: object, received_at: str) -> Report:
+    """A well-formed report, or MalformedReport. `to` is not needed (the id says which message)."""
+    if not isinstance(payload, dict):
+        raise MalformedReport("the body must be a JSON object")
+    event = payload.get("event")
+    if event not in EVENTS:
+        raise MalformedReport(f"`event` must be one of {', '.join(EVENTS)}")
+    message_id = payload.get("message_id")
+    if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > _MAX_ID:
+        raise MalformedReport("`message_id` must be a non-empty string")
+    status = payload.get("status")
+    if status is not None and status != event.removeprefix("message."):
+        raise MalformedReport("`status` does not match `event`")
+    details: dict = {}
+    if event == "message.delivered":
+        for name in ("network", "delivery_time"):
+            value = payload.get(name)
+            if value is not None:
+                if not isinstance(value, str) or len(value) > _MAX_TEXT:
+                    raise MalformedReport(f"`{name}` must be a string")
+                details[name] = value
+        latency = payload.get("latency_ms")
+        if latency is not None:
+            if isinstance(latency, bool) or not isinstance(latency, int) or latency < 0:
+                raise MalformedReport("`latency_ms` must be a non-negative integer")
+            details["latency_ms"] = latency
+    elif event == "message.failed":
+        reason = payload.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > _MAX_TEXT):
+            raise MalformedReport("`reason` must be a string")
+        details["reason"] = reason or "failed (SayaSMS gave no reason)"
+    return Report(event, message_id.strip(), received_at, details)
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Which Tuma message a SayaSMS id belongs to."""
+
+    tenant_id: str
+    request_id: str
+    index: int
+
+
+class ReportStore(Protocol):
+    def mapping(self, provider_message_id: str) -> MessageRef | None:
+        """Strongly consistent read of the SayaSMS id's mapping."""
+
+    def park(self, report: Report, now: datetime) -> None:
+        """Keep a report whose message is not known yet."""
+
+    def parked(self, provider_message_id: str) -> list[Report]:
+        """Strongly consistent read of the reports parked under this id, in arrival order."""
+
+    def unpark(self, report: Report) -> None: ...
+
+    def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
+        """Apply to the message once, forward only: "applied", "late" or "duplicate"."""
+
+    def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None: ...
+
+
+def receive(report: Report, store: ReportStore, now: datetime) -> str:
+    """The webhook's side: apply the report now, or park it for the sender to apply."""
+    ref = store.mapping(report.provider_message_id)
+    if ref is not None:
+        return store.apply(ref, report, now)
+    store.park(report, now)
+    ref = store.mapping(report.provider_message_id)
+    if ref is None:
+        return "parked"
+    outcome = store.apply(ref, report, now)
+    store.unpark(report)
+    return outcome
+
+
+def link(provider_message_id: str, ref: MessageRef, store: ReportStore, now: datetime) -> list[tuple[Report, str]]:
+    """The sender's side, once it has recorded the send: map the id, then apply what was parked."""
+    store.map(provider_message_id, ref, now)
+    return apply_parked(provider_message_id, ref, store, now)
+
+
+def apply_parked(provider_message_id: str, ref: MessageRef, store: ReportStore,
+                 now: datetime) -> list[tuple[Report, str]]:
+    """The second half of `link`, for a store that wrote many mappings at once beforehand."""
+    outcomes = []
+    for report in store.parked(provider_message_id):
+        outcomes.append((report, store.apply(ref, report, now)))
+        store.unpark(report)
+    return outcomes
+
+
+def by_arrival(reports: Iterable[Report]) -> list[Report]:
+    return sorted(reports, key=lambda r: r.received_at)

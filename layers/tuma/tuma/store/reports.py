@@ -1,0 +1,273 @@
+"""Delivery reports and expiry in DynamoDB. Keys, besides those of tuma.store.table:
+
+  PMSG#sayasms#<SayaSMS message id> / MAP          which Tuma message it is (tenant, request, index)
+  PMSG#sayasms#<SayaSMS message id> / EVT#<event>  a report that came before the mapping (parked)
+  DUE#<yyyy-mm-ddThh>  / <due time>#<message pk>#<sk>   a sent message to expire at <due time>
+  DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
+
+A report is applied to the recipient item with one conditional UpdateItem: its event type must
+not be in the item's `seen_events` string set (idempotent) and the status must be one the report
+may replace (forward only); otherwise, once, it only goes into the history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+from botocore.exceptions import ClientError
+
+from tuma.domain import reports
+from tuma.domain.jobs import JobRecipient, SendJob
+from tuma.domain.requests import iso_millis
+from tuma.domain.reports import MessageRef, Report
+from tuma.domain.sending import Claim, Outcome
+from tuma.domain.status import EXPIRED, SENT, earlier_than
+from tuma.store.sending import MessageStore
+from tuma.store.table import batch_write, expires_at, is_conditional_failure, message_pk, recipient_sk, table
+
+MAP_SK = "MAP"
+PARKED_PREFIX = "EVT#"
+DUE_CURSOR_KEY = {"pk": "DUE", "sk": "CURSOR"}
+_FIRST_LOOKBACK = timedelta(days=7)  # where the expirer starts when it has no cursor yet
+PARKED_FOR = timedelta(days=7)  # a report whose message never shows up is dropped (TTL) after this
+
+
+def _mapping_pk(provider_message_id: str) -> str:
+    return f"PMSG#{reports.PROVIDER}#{provider_message_id}"
+
+
+def _recipient_key(ref: MessageRef) -> dict:
+    return {"pk": message_pk(ref.tenant_id, ref.request_id), "sk": recipient_sk(ref.index)}
+
+
+class DynamoReportStore:
+    """tuma.domain.reports.ReportStore on the table."""
+
+    def mapping(self, provider_message_id: str) -> MessageRef | None:
+        item = table().get_item(Key={"pk": _mapping_pk(provider_message_id), "sk": MAP_SK},
+                                ConsistentRead=True).get("Item")
+        return MessageRef(item["tenant_id"], item["request_id"], int(item["index"])) if item else None
+
+    def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None:
+        table().put_item(Item=_mapping_item(provider_message_id, ref, now))
+
+    def park(self, report: Report, now: datetime) -> None:
+        try:
+            table().put_item(Item={
+                "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key,
+                "kind": "parked_report", **report.to_item(), "expires_at": int((now + PARKED_FOR).timestamp())},
+                ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise  # else: the same report is already parked
+
+    def parked(self, provider_message_id: str) -> list[Report]:
+        items = table().query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :evt)", ConsistentRead=True,
+            ExpressionAttributeValues={":pk": _mapping_pk(provider_message_id), ":evt": PARKED_PREFIX})["Items"]
+        return reports.by_arrival(Report.from_item(item) for item in items)
+
+    def unpark(self, report: Report) -> None:
+        table().delete_item(Key={"pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key})
+
+    def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
+        entry = report.history_entry()
+        fields = {"updated_at": iso_millis(now), **report.details}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(fields.values())}
+        assignments = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+        allowed = earlier_than(report.status)
+        try:
+            table().update_item(
+                Key=_recipient_key(ref),
+                UpdateExpression=(f"SET #s = :status, {assignments}, history = list_append(history, :entry) "
+                                  "ADD seen_events :keys"),
+                ConditionExpression=("attribute_exists(#s) AND NOT contains(seen_events, :key) AND #s IN ("
+                                     + ", ".join(f":a{i}" for i in range(len(allowed))) + ")"),
+                ExpressionAttributeNames={"#s": "status", **names},
+                ExpressionAttributeValues={":status": report.status, ":entry": [entry], ":keys": {report.key},
+                                           ":key": report.key, **values,
+                                           **{f":a{i}": s for i, s in enumerate(allowed)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return "applied"
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+            old = problem.response.get("Item")
+        if not old:
+            return "no_message"
+        current = _plain_item(old).get("status")
+        if report.key in (_plain_item(old).get("seen_events") or set()):
+            return "duplicate"
+        outcome = "recorded"
+        if current != report.status:
+            entry["note"] = f"late: the message is already {current}; status unchanged"
+            outcome = "late"
+        try:
+            table().update_item(
+                Key=_recipient_key(ref),
+                UpdateExpression="SET history = list_append(history, :entry) ADD seen_events :keys",
+                ConditionExpression="attribute_exists(#s) AND NOT contains(seen_events, :key)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":entry": [entry], ":keys": {report.key}, ":key": report.key})
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+            return "duplicate"
+        return outcome
+
+
+def _mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
+    return {"pk": _mapping_pk(provider_message_id), "sk": MAP_SK, "kind": "provider_message",
+            "tenant_id": ref.tenant_id, "request_id": ref.request_id, "index": ref.index,
+            "expires_at": expires_at(now)}
+
+
+def _plain_item(item: dict) -> dict:
+    """ReturnValuesOnConditionCheckFailure gives the low-level shape ({"S": ...}) through the resource API."""
+    if item and all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in _TYPES for v in item.values()):
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        return {k: deserializer.deserialize(v) for k, v in item.items()}
+    return item
+
+
+_TYPES = {"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"}
+
+
+# --- expiry ------------------------------------------------------------------------------------
+
+def _bucket(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
+
+
+def _bucket_start(bucket: str) -> datetime:
+    return datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+
+
+def _due_item(ref: MessageRef, due: datetime, now: datetime) -> dict:
+    key = _recipient_key(ref)
+    return {"pk": f"DUE#{_bucket(due)}", "sk": f"{iso_millis(due)}#{key['pk']}#{key['sk']}", "kind": "expiry",
+            "target_pk": key["pk"], "target_sk": key["sk"], "expires_at": expires_at(now)}
+
+
+def schedule_expiry(ref: MessageRef, due: datetime, now: datetime) -> None:
+    table().put_item(Item=_due_item(ref, due, now))
+
+
+def expire_due(now: datetime, time_left: Callable[[], float], after: timedelta) -> dict[str, int]:
+    """Expire every sent message whose due time has passed, bucket by bucket from the cursor to
+    the current hour: a handful of small queries, never a scan. Stops early when time runs short;
+    the next run carries on from the cursor."""
+    counts = {"expired": 0, "settled": 0}
+    cursor_item = table().get_item(Key=DUE_CURSOR_KEY, ConsistentRead=True).get("Item")
+    bucket_time = _bucket_start(cursor_item["bucket"]) if cursor_item else _bucket_start(_bucket(now - _FIRST_LOOKBACK))
+    cursor = _bucket(bucket_time)
+    reason = f"no final delivery report within {_duration(after)}"
+    while bucket_time <= now and time_left() > 5:
+        bucket = _bucket(bucket_time)
+        finished = _expire_bucket(bucket, now, reason, counts, time_left)
+        if not (finished and bucket_time + timedelta(hours=1) <= now):
+            break
+        bucket_time += timedelta(hours=1)
+        cursor = _bucket(bucket_time)
+    if not cursor_item or cursor_item["bucket"] != cursor:
+        table().put_item(Item={**DUE_CURSOR_KEY, "bucket": cursor})
+    return counts
+
+
+def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_left) -> bool:
+    """True when nothing due is left in the bucket."""
+    start = None
+    while True:
+        page = table().query(
+            KeyConditionExpression="pk = :pk AND sk < :now", ConsistentRead=True,
+            ExpressionAttributeValues={":pk": f"DUE#{bucket}", ":now": iso_millis(now)},
+            **({"ExclusiveStartKey": start} if start else {}))
+        for item in page["Items"]:
+            if time_left() <= 5:
+                return False
+            counts["expired" if _expire_one(item, now, reason) else "settled"] += 1
+            table().delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return True
+
+
+def _expire_one(item: dict, now: datetime, reason: str) -> bool:
+    at = iso_millis(now)
+    allowed = earlier_than(EXPIRED)
+    try:
+        table().update_item(
+            Key={"pk": item["target_pk"], "sk": item["target_sk"]},
+            UpdateExpression="SET #s = :expired, updated_at = :at, history = list_append(history, :entry)",
+            ConditionExpression="#s IN (" + ", ".join(f":a{i}" for i in range(len(allowed))) + ")",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":expired": EXPIRED, ":at": at,
+                                       ":entry": [{"status": EXPIRED, "at": at, "reason": reason}],
+                                       **{f":a{i}": s for i, s in enumerate(allowed)}})
+        return True
+    except ClientError as problem:
+        if not is_conditional_failure(problem):
+            raise
+        return False  # delivered, failed or already expired: nothing to do
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds} s"
+
+
+# --- the sender's store --------------------------------------------------------------------------
+
+class ReportingMessageStore(MessageStore):
+    """The sender's store, which also links SayaSMS ids to messages once the outcomes are recorded:
+    writes the mappings, applies reports that came early, and schedules the expiry of `sent`.
+
+    The message items are written first, so reports normally land after `sent`; a report that
+    comes sooner is parked and applied here. If an invocation died after recording but before
+    linking, the one that takes its job over links the messages it finds recorded."""
+
+    _LINKERS = 16  # concurrent look-ups of parked reports
+
+    def __init__(self, expire_after: timedelta):
+        self.expire_after = expire_after
+        self.reports = DynamoReportStore()
+
+    def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
+        super().record(job, claim, outcomes, now)
+        links = [(MessageRef(job.tenant_id, job.request_id, recipient.index), outcome.provider_message_id,
+                  outcome.status) for recipient, outcome in outcomes
+                 if outcome.provider == reports.PROVIDER and outcome.provider_message_id]
+        links += self._recorded_before(job, claim.orphaned)
+        if not links:
+            return
+        # Mappings and due items in batches (plain puts), then each id's parked reports: the
+        # mapping is written before its parked reports are read, as tuma.domain.reports needs.
+        items = []
+        for ref, provider_message_id, status in links:
+            items.append(_mapping_item(provider_message_id, ref, now))
+            if status == SENT:
+                items.append(_due_item(ref, now + self.expire_after, now))
+        batch_write(items)
+        with ThreadPoolExecutor(self._LINKERS) as pool:
+            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now), links))
+
+    @staticmethod
+    def _recorded_before(job: SendJob, orphans: list[JobRecipient]) -> list[tuple[MessageRef, str, str]]:
+        """Links for orphans whose dead invocation had recorded a SayaSMS id."""
+        links = []
+        pk = message_pk(job.tenant_id, job.request_id)
+        for i in range(0, len(orphans), 100):  # BatchGetItem's limit
+            keys = [{"pk": pk, "sk": recipient_sk(r.index)} for r in orphans[i:i + 100]]
+            answer = table().meta.client.batch_get_item(
+                RequestItems={table().name: {"Keys": keys, "ConsistentRead": True}})
+            for item in answer["Responses"].get(table().name, []):
+                if item.get("provider") == reports.PROVIDER and item.get("provider_message_id"):
+                    ref = MessageRef(job.tenant_id, job.request_id, int(item["sk"][2:]))
+                    links.append((ref, item["provider_message_id"], item["status"]))
+        return links

@@ -1,0 +1,224 @@
+"""Delivery reports, expiry and signing secrets on DynamoDB (moto)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tuma.domain import reports
+from tuma.domain.jobs import JobRecipient, SendJob
+from tuma.domain.reports import MessageRef, parse_report
+from tuma.domain.sending import Outcome
+from tuma.store import reports as store_reports
+from tuma.store import table as table_module
+from tuma.store import tenants
+from tuma.store.messages import get_request
+from tuma.store.reports import DynamoReportStore, ReportingMessageStore, expire_due
+
+NOW = datetime(2026, 3, 13, 14, 30, tzinfo=timezone.utc)
+REQUEST = "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"
+JOB = SendJob(tenant_id="acme", request_id=REQUEST, provider="sayasms", sender="TUMA",
+              callback_url="https://client.example/hooks", from_api=True,
+              recipients=(JobRecipient(f"{REQUEST}_1", "+254712345678", "Habari"),
+                          JobRecipient(f"{REQUEST}_2", "+254722111222", "Habari")))
+GRACE = timedelta(seconds=30)
+REF = MessageRef("acme", REQUEST, 1)
+PID = "msg_SAYA_1"
+
+
+@pytest.fixture
+def table(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("TABLE_NAME", "tuma-test")
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName="tuma-test", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        table_module.table.cache_clear()
+        tenants._cache.clear()
+        yield table_module.table()
+        table_module.table.cache_clear()
+
+
+def report(event: str, at: str = "2026-03-13T14:30:01.000Z", pid: str = PID, **extra):
+    body = {"event": event, "message_id": pid, "to": "+254712345678", **extra}
+    if event == "message.delivered":
+        body |= {"network": "Safaricom", "delivery_time": "2026-03-13T14:30:02.489Z", "latency_ms": 2489}
+    return parse_report(body, at)
+
+
+def send(store: ReportingMessageStore, outcomes: dict[int, Outcome], when: datetime = NOW) -> None:
+    """What the sender does: claim the job, record the provider's answers, close the claim."""
+    claim = store.claim(JOB, when, GRACE)
+    assert claim.to_send == list(JOB.recipients)
+    store.record(JOB, claim, [(r, outcomes[r.index]) for r in JOB.recipients], when)
+    store.finish(JOB, claim, [], "", when)
+
+
+def sent(pid: str) -> Outcome:
+    return Outcome("sent", "sayasms", provider_message_id=pid, cost="KES 0.90")
+
+
+def recipient(index: int = 1) -> dict:
+    return get_request("acme", REQUEST)[2][index]
+
+
+def events(item: dict) -> list[str]:
+    return [h["event"] for h in item["history"] if "event" in h]
+
+
+@pytest.fixture
+def sender(table):
+    return ReportingMessageStore(expire_after=timedelta(hours=48))
+
+
+def test_the_sender_maps_ids_copies_the_callback_url_and_schedules_expiry(table, sender):
+    send(sender, {1: sent(PID), 2: Outcome("failed", "sayasms", provider_message_id="msg_SAYA_2", reason="x")})
+
+    assert DynamoReportStore().mapping(PID) == REF
+    assert DynamoReportStore().mapping("msg_SAYA_2") == MessageRef("acme", REQUEST, 2)
+    assert recipient(1)["callback_url"] == "https://client.example/hooks"
+    due = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": "DUE#2026-03-15T14"})["Items"]
+    assert [d["target_sk"] for d in due] == ["R#000001"]  # only `sent` messages can expire
+
+
+def test_a_report_is_applied_once_however_often_it_comes(table, sender):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    store = DynamoReportStore()
+
+    outcomes = [reports.receive(report("message.delivered"), store, NOW) for _ in range(3)]
+
+    assert outcomes == ["applied", "duplicate", "duplicate"]
+    item = recipient()
+    assert item["status"] == "delivered" and item["network"] == "Safaricom" and item["latency_ms"] == 2489
+    assert events(item) == ["message.delivered"]
+    assert item["seen_events"] == {"message.delivered"}
+
+
+def test_a_late_report_goes_into_the_history_and_changes_nothing(table, sender):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    store = DynamoReportStore()
+
+    assert reports.receive(report("message.delivered"), store, NOW) == "applied"
+    assert reports.receive(report("message.sent"), store, NOW) == "late"
+    assert reports.receive(report("message.sent"), store, NOW) == "duplicate"
+    assert reports.receive(report("message.failed", reason="absent subscriber"), store, NOW) == "late"
+
+    item = recipient()
+    assert item["status"] == "delivered" and "reason" not in item
+    assert events(item) == ["message.delivered", "message.sent", "message.failed"]
+    assert item["history"][-1]["note"] == "late: the message is already delivered; status unchanged"
+
+
+def test_queued_after_sent_is_recorded_without_a_late_note(table, sender):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+
+    assert reports.receive(report("message.queued"), DynamoReportStore(), NOW) == "recorded"
+    assert "note" not in recipient()["history"][-1] and recipient()["status"] == "sent"
+
+
+def test_a_report_before_the_mapping_is_parked_then_applied_by_the_sender(table, sender):
+    store = DynamoReportStore()
+    early = [report("message.queued", "2026-03-13T14:30:00.100Z"), report("message.sent", "2026-03-13T14:30:00.200Z"),
+             report("message.delivered", "2026-03-13T14:30:00.300Z"), report("message.delivered", "2026-03-13T14:30:00.400Z")]
+
+    assert [reports.receive(r, store, NOW) for r in early] == ["parked"] * 4
+    assert store.mapping(PID) is None
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+
+    item = recipient()
+    assert item["status"] == "delivered"
+    assert [h["status"] for h in item["history"]] == ["sending", "sent", "sent", "sent", "delivered"]
+    assert events(item) == ["message.queued", "message.sent", "message.delivered"]
+    assert store.parked(PID) == []
+
+
+def test_a_job_taken_over_links_messages_recorded_by_a_run_that_died_before_linking(table, sender):
+    from tuma.store.sending import MessageStore
+
+    plain = MessageStore()  # records without linking, and dies before closing its claim
+    claim = plain.claim(JOB, NOW, GRACE)
+    plain.record(JOB, claim, [(JOB.recipients[0], sent(PID)), (JOB.recipients[1], sent("msg_SAYA_2"))], NOW)
+    assert reports.receive(report("message.delivered"), DynamoReportStore(), NOW) == "parked"
+
+    taken_over = sender.claim(JOB, NOW + timedelta(minutes=1), GRACE)
+    assert taken_over.to_send == [] and taken_over.orphaned == list(JOB.recipients)
+    unknown = Outcome("unknown", "sayasms", reason="died")
+    sender.record(JOB, taken_over, [(r, unknown) for r in taken_over.orphaned], NOW + timedelta(minutes=1))
+
+    assert recipient()["status"] == "delivered"  # its outcome was kept, and its parked report applied
+    assert recipient(2)["status"] == "sent"
+
+
+def test_a_claim_held_by_a_live_invocation_is_busy_and_a_dead_ones_is_taken_over(table, sender):
+    """The old item comes back from the conditional failure in DynamoDB's wire shape."""
+    sender.claim(JOB, NOW, GRACE)
+
+    assert sender.claim(JOB, NOW + timedelta(seconds=10), GRACE).state == "busy"
+    assert sender.claim(JOB, NOW + timedelta(minutes=5), GRACE).orphaned == list(JOB.recipients)
+
+
+# --- expiry ----------------------------------------------------------------------------------------
+
+def test_sent_messages_expire_once_due_and_final_ones_do_not(table, sender):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    reports.receive(report("message.delivered", pid="msg_SAYA_2"), DynamoReportStore(), NOW)
+    forever = lambda: 60.0  # noqa: E731
+
+    assert expire_due(NOW + timedelta(hours=47), forever, timedelta(hours=48)) == {"expired": 0, "settled": 0}
+    assert recipient(1)["status"] == "sent"
+    assert expire_due(NOW + timedelta(hours=48, seconds=1), forever, timedelta(hours=48)) == {"expired": 1, "settled": 1}
+
+    assert recipient(1)["status"] == "expired"
+    assert recipient(1)["history"][-1]["reason"] == "no final delivery report within 48 h"
+    assert recipient(2)["status"] == "delivered"
+    # Done once: the due items are gone and the cursor has moved to the current hour.
+    assert expire_due(NOW + timedelta(hours=49), forever, timedelta(hours=48)) == {"expired": 0, "settled": 0}
+    assert table.get_item(Key={"pk": "DUE", "sk": "CURSOR"})["Item"]["bucket"] == "2026-03-15T15"
+
+
+def test_a_final_report_after_expiry_still_wins(table, sender):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    expire_due(NOW + timedelta(hours=49), lambda: 60.0, timedelta(hours=48))
+
+    assert reports.receive(report("message.failed", reason="absent subscriber"), DynamoReportStore(), NOW) == "applied"
+    assert recipient(1)["status"] == "failed" and recipient(1)["reason"] == "absent subscriber"
+
+
+def test_the_expirer_reads_only_buckets_from_its_cursor(table, sender, monkeypatch):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    expire_due(NOW, lambda: 60.0, timedelta(hours=48))  # first run: a week back to now
+    queried: list[str] = []
+    original = store_reports._expire_bucket
+    monkeypatch.setattr(store_reports, "_expire_bucket",
+                        lambda bucket, *args: queried.append(bucket) or original(bucket, *args))
+
+    expire_due(NOW + timedelta(hours=3), lambda: 60.0, timedelta(hours=48))
+
+    assert queried == ["2026-03-13T14", "2026-03-13T15", "2026-03-13T16", "2026-03-13T17"]
+
+
+def test_the_expirer_stops_when_time_runs_short_and_resumes(table, sender):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    later = NOW + timedelta(hours=49)
+
+    assert expire_due(later, lambda: 1.0, timedelta(hours=48)) == {"expired": 0, "settled": 0}
+    assert expire_due(later, lambda: 60.0, timedelta(hours=48)) == {"expired": 2, "settled": 0}
+
+
+# --- signing secrets ------------------------------------------------------------------------------
+
+def test_a_tenant_gets_one_signing_secret(table):
+    secret, created = tenants.ensure_signing_secret("acme")
+    again, created_again = tenants.ensure_signing_secret("acme")
+
+    assert created and not created_again and secret == again and secret.startswith("whsec_")
+    assert tenants.signing_secret("acme") == secret
+    assert tenants.signing_secret("nobody") is None
