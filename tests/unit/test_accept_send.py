@@ -213,10 +213,6 @@ def test_invalid_sender_ids(sender):
                                 "reason": "must be at most 11 letters and digits, or at most 15 digits"}]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/domain/fields.py:13-14,23: the sender patterns end in `$` and are used with re.match, "
-    "and `$` also matches before a trailing newline, so 'TUMA\\n' passes as a sender id and goes to the "
-    "provider; use re.fullmatch or \\Z (send_job.v1.json's `from` patterns have the same flaw)"))
 def test_a_sender_id_with_a_trailing_newline_is_refused():
     refused(request(**{"from": "TUMA\n"}))
 

@@ -63,11 +63,6 @@ def test_anything_but_a_string_is_refused(value):
         normalise(value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/domain/phones.py:65 (_parse, taken by anything but plain digits): phonenumbers.parse "
-    "converts letters by the phone keypad (vanity numbers), so the typo '0712ABCDEF' is accepted as "
-    "+254712222333 and an SMS would go "
-    "to a stranger's number; a number containing letters should be rejected"))
 def test_a_number_with_letters_is_rejected_not_translated_by_the_keypad():
     with pytest.raises(InvalidNumber):
         normalise("0712ABCDEF")

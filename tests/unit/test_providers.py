@@ -178,15 +178,6 @@ def test_sayasms_dropped_connection_is_a_provider_error_not_a_crash(saya, simsay
     assert simsaya.requests()[0]["fault"] == "drop"
 
 
-DROP_IS_NOT_AN_OUTAGE = pytest.mark.xfail(strict=True, reason=(
-    "BUG tuma/providers/http.py:38-40: a connection closed (FIN or RST) after the whole request was "
-    "sent is mapped to ProviderUnavailable, so the messages are released and resent by the retry: an SMS "
-    "may go twice. Like a read timeout the provider may have taken it, so it must be ambiguous. requests "
-    "tells the cases apart: refused is ConnectionError(MaxRetryError(NewConnectionError)), a drop after "
-    "sending is ConnectionError(ProtocolError('Connection aborted.', RemoteDisconnected(...)))"))
-
-
-@DROP_IS_NOT_AN_OUTAGE
 @pytest.mark.parametrize("fault", ["drop", "reset"])
 def test_sayasms_connection_dropped_after_the_request_was_sent_is_ambiguous(saya, simsaya, fault):
     simsaya.faults({fault: True, "count": 1})
@@ -337,11 +328,6 @@ def test_254sms_an_unexpected_status_code_is_ambiguous(sms254, sim254):
     assert raised.value.reason == "unexpected statusCode missing"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DOUBT tuma/providers/sms254.py:70-78: _post ignores the HTTP status, so a 254sms 4xx (a wrong base "
-    "URL answering 404, a 400) whose body has no statusCode is taken as ambiguous and its messages end "
-    "`unknown`, never retried, though the provider certainly did not take them; SayaSMS's adapter treats "
-    "the same answer as a rejection"))
 @pytest.mark.parametrize("status", [400, 404])
 def test_254sms_a_4xx_without_status_code_is_a_rejection(sms254, sim254, status):
     sim254.faults({"status": status})
@@ -354,7 +340,6 @@ def test_254sms_dropped_connection_is_an_outcome_not_a_crash(sms254, sim254):
     assert sim254.requests()[0]["fault"] == "drop"
 
 
-@DROP_IS_NOT_AN_OUTAGE
 @pytest.mark.parametrize("fault", ["drop", "reset"])
 def test_254sms_connection_dropped_after_the_request_was_sent_makes_them_unknown(sms254, sim254, fault):
     sim254.faults({fault: True, "count": 1})

@@ -40,6 +40,8 @@ def json_body(app: APIGatewayRestResolver) -> object:
         return json.loads(body)
     except ValueError as problem:
         raise ValidationFailed("invalid_json", f"The request body is not valid JSON: {problem}.") from None
+    except RecursionError:
+        raise ValidationFailed("invalid_json", "The request body is nested too deeply to read.") from None
 
 
 def tenant_id(app: APIGatewayRestResolver) -> str:

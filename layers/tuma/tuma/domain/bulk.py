@@ -14,7 +14,7 @@ from datetime import datetime
 
 from tuma.domain import fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
-from tuma.domain.requests import AcceptedRequest, Entry, body_problem, entry_for, iso_millis
+from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, entry_for, iso_millis
 from tuma.domain.status import QUEUED, REJECTED
 
 MAX_MESSAGES = 10_000
@@ -132,4 +132,5 @@ def _entry_parts(item: object, template: list | None) -> tuple[object, str | Non
 
 def _given(item: object) -> str:
     to = item.get("to") if isinstance(item, dict) else None
-    return to if isinstance(to, str) else ""
+    # Never empty: an empty entry in a stored chunk means "no message at this position".
+    return _shown(to) if to not in (None, "") else "(none)"

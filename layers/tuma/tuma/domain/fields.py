@@ -21,7 +21,7 @@ def unknown_fields(payload: dict, allowed: set[str], problems: list[dict]) -> No
 def sender(value: object, problems: list[dict]) -> str:
     if value is None:
         problems.append({"field": "from", "reason": "is required"})
-    elif not isinstance(value, str) or not (_ALPHANUMERIC_SENDER.match(value) or _NUMERIC_SENDER.match(value)):
+    elif not isinstance(value, str) or not (_ALPHANUMERIC_SENDER.fullmatch(value) or _NUMERIC_SENDER.fullmatch(value)):
         problems.append({"field": "from", "reason": "must be at most 11 letters and digits, or at most 15 digits"})
     else:
         return value

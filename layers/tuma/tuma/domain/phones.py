@@ -32,6 +32,9 @@ _PLAIN_KENYAN = re.compile(r"^(?:\+?254|0)?([17][0-9]{8})$")
 def normalise(raw: object) -> Msisdn:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidNumber("must be a non-empty string")
+    if any(c.isalpha() for c in raw) and any(c.isdigit() for c in raw):
+        # phonenumbers reads letters as keypad digits (vanity numbers): a typo would reach a stranger.
+        raise InvalidNumber("contains letters")
     plain = _PLAIN_KENYAN.match(raw)
     if plain:
         # A 10,000-message bulk spends most of its time in phonenumbers otherwise. Kenya's

@@ -94,7 +94,7 @@ def entry_for(request_id: str, index: int, raw: object, body: str | None,
               seen: dict[tuple[str, str | None], int]) -> Entry:
     """Validate one recipient; `seen` maps (number, body) to the first position that used it."""
     message_id = ids.recipient_id(request_id, index)
-    given = raw if isinstance(raw, str) else json.dumps(raw)
+    given = _shown(raw)
     try:
         number = normalise(raw).e164
     except InvalidNumber as problem:
@@ -104,6 +104,15 @@ def entry_for(request_id: str, index: int, raw: object, body: str | None,
         return Entry(index, message_id, given, number, REJECTED, f"duplicate of message {seen[number, body]}", body)
     seen[number, body] = index
     return Entry(index, message_id, given, number, QUEUED, None, body)
+
+
+MAX_GIVEN_CHARS = 32  # a rejected number is stored and shown as given, cut to this length
+
+
+def _shown(raw: object) -> str:
+    """A number as the caller wrote it, bounded: junk must not swell the stored chunk."""
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    return text if len(text) <= MAX_GIVEN_CHARS else text[:MAX_GIVEN_CHARS - 1] + "…"
 
 
 def body_problem(value: object) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from tuma.domain.providers import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
 
@@ -36,8 +37,10 @@ def call(provider: str, method: str, url: str, **kwargs) -> requests.Response:
         raise ProviderAmbiguous(provider, f"no answer within {READ_TIMEOUT_S:g} s after the request was sent",
                                 code="read_timeout") from None
     except requests.exceptions.ConnectionError as problem:
-        # Refused or reset: the usual outage; a reset after sending is rare and reads the same.
-        raise ProviderUnavailable(provider, f"connection failed: {type(problem).__name__}") from None
+        if _never_connected(problem):
+            raise ProviderUnavailable(provider, "connection failed: refused") from None
+        # Closed or reset after the request went out: the provider may have taken it.
+        raise ProviderAmbiguous(provider, "connection closed before an answer", code="connection_closed") from None
     if response.status_code == 429 or response.status_code >= 500:
         raise ProviderUnavailable(provider, f"HTTP {response.status_code}", code=str(response.status_code))
     return response
@@ -54,3 +57,11 @@ def json_body(provider: str, response: requests.Response) -> dict:
     if response.ok:
         raise ProviderAmbiguous(provider, f"unreadable answer (HTTP {response.status_code})")
     raise ProviderRejected(provider, f"HTTP {response.status_code}", code=str(response.status_code))
+
+
+def _never_connected(problem: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection was never made (refused, no route), so nothing was sent:
+    requests wraps that as MaxRetryError(reason=NewConnectionError); a connection closed after
+    sending comes as ProtocolError('Connection aborted.') instead."""
+    cause = problem.args[0] if problem.args else None
+    return isinstance(getattr(cause, "reason", None), NewConnectionError)

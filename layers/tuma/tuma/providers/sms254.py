@@ -65,16 +65,23 @@ class Sms254:
 
     def balance(self) -> dict:
         answer = self._post("/credits", {})
-        return {"credits": int(str(answer.get("credits", "0")).strip() or 0)}
+        credits = str(answer.get("credits", "0")).strip() or "0"
+        try:
+            return {"credits": int(credits) if credits.isdigit() else float(credits)}
+        except ValueError:
+            raise ProviderAmbiguous(NAME, f"unreadable credits {credits[:20]!r}") from None
 
     def _post(self, path: str, fields: dict) -> dict:
         payload = {"username": self.username, "api_key": self.api_key, **fields}
-        answer = json_body(NAME, call(NAME, "POST", self.base_url.rstrip("/") + path, json=payload))
+        response = call(NAME, "POST", self.base_url.rstrip("/") + path, json=payload)
+        answer = json_body(NAME, response)
         code = str(answer.get("statusCode", ""))
         if code == str(SUCCESS):
             return answer
         if code in ERRORS:
             raise ProviderRejected(NAME, str(answer.get("statusMessage") or ERRORS[code]), code=code)
+        if not response.ok:  # a 4xx without 254sms's own code (e.g. a wrong URL): certainly not taken
+            raise ProviderRejected(NAME, f"HTTP {response.status_code}", code=str(response.status_code))
         raise ProviderAmbiguous(NAME, f"unexpected statusCode {code or 'missing'}", code=code or None)
 
 

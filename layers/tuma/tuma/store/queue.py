@@ -8,13 +8,16 @@ from functools import cache
 
 import boto3
 
+from tuma.store.table import _CREATING
+
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limits
 MAX_BATCH_BYTES = 256 * 1024
 
 
 @cache
 def _sqs():
-    return boto3.client("sqs")
+    with _CREATING:
+        return boto3.client("sqs")
 
 
 def enqueue(jobs: list[dict]) -> None:

@@ -13,6 +13,7 @@ guessing ids. Items carry `expires_at` (epoch seconds) for TTL retention."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime, timedelta
 from functools import cache
@@ -24,9 +25,13 @@ REQUEST_SK = "REQ"
 RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", "90"))
 
 
+_CREATING = threading.Lock()  # boto3's default session is not safe for creating clients in parallel
+
+
 @cache
 def table():
-    return boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+    with _CREATING:
+        return boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
 
 
 def message_pk(tenant_id: str, request_id: str) -> str:
