@@ -135,7 +135,7 @@ def test_a_message_with_no_final_report_expires_and_a_late_report_still_wins(sta
         lambda_client.invoke(FunctionName=stack.outputs["ExpirerFunctionName"], Payload=b"{}")
         return client.get(f"/v1/messages/{message_id}").json()
 
-    view = poll(expire_and_look, lambda v: v["status"] == "expired", seconds=30, pause=0.5)
+    view = poll(expire_and_look, lambda v: v["status"] == "expired", seconds=120, pause=0.5)
 
     assert view["status"] == "expired"
     assert view["history"][-1]["reason"] == "no final delivery report within 3 s"

@@ -24,7 +24,7 @@ from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
 from tuma.store.sending import MessageStore
-from tuma.store.table import batch_write, expires_at, is_conditional_failure, message_pk, recipient_sk, table
+from tuma.store.table import batch_write, delete_batch, expires_at, is_conditional_failure, message_pk, recipient_sk, table
 
 MAP_SK = "MAP"
 PARKED_PREFIX = "EVT#"
@@ -178,6 +178,9 @@ def expire_due(now: datetime, time_left: Callable[[], float], after: timedelta) 
     return counts
 
 
+_EXPIRERS = 16
+
+
 def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_left) -> bool:
     """True when nothing due is left in the bucket."""
     start = None
@@ -186,11 +189,13 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             KeyConditionExpression="pk = :pk AND sk < :now", ConsistentRead=True,
             ExpressionAttributeValues={":pk": f"DUE#{bucket}", ":now": iso_millis(now)},
             **({"ExclusiveStartKey": start} if start else {}))
-        for item in page["Items"]:
-            if time_left() <= 5:
-                return False
-            counts["expired" if _expire_one(item, now, reason) else "settled"] += 1
-            table().delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        if time_left() <= 5:
+            return False
+        # A page at a time: the conditional expiries concurrently, then the due items in batches.
+        with ThreadPoolExecutor(_EXPIRERS) as pool:
+            for expired in pool.map(lambda item: _expire_one(item, now, reason), page["Items"]):
+                counts["expired" if expired else "settled"] += 1
+        delete_batch([{"pk": item["pk"], "sk": item["sk"]} for item in page["Items"]])
         start = page.get("LastEvaluatedKey")
         if not start:
             return True
@@ -254,8 +259,10 @@ class ReportingMessageStore(MessageStore):
             if status == SENT:
                 items.append(_due_item(ref, now + self.expire_after, now))
         batch_write(items)
+        early = _with_parked_reports([provider_message_id for _, provider_message_id, _ in links])
         with ThreadPoolExecutor(self._LINKERS) as pool:
-            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now), links))
+            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now),
+                          [link for link in links if link[1] in early]))
 
     @staticmethod
     def _recorded_before(job: SendJob, orphans: list[JobRecipient]) -> list[tuple[MessageRef, str, str]]:
@@ -271,3 +278,20 @@ class ReportingMessageStore(MessageStore):
                     ref = MessageRef(job.tenant_id, job.request_id, int(item["sk"][2:]))
                     links.append((ref, item["provider_message_id"], item["status"]))
         return links
+
+
+def _with_parked_reports(provider_message_ids: list[str]) -> set[str]:
+    """Which of these ids have reports parked: one BatchGetItem per 25 ids (each event type is
+    one possible parked key), instead of a query per message."""
+    found = set()
+    keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + event} for pid in provider_message_ids
+            for event in reports.EVENTS]
+    for i in range(0, len(keys), 100):  # BatchGetItem's limit
+        pending = {table().name: {"Keys": keys[i:i + 100], "ConsistentRead": True,
+                                  "ProjectionExpression": "pk"}}
+        while pending:
+            answer = table().meta.client.batch_get_item(RequestItems=pending)
+            found |= {item["pk"] for item in answer["Responses"].get(table().name, [])}
+            pending = answer.get("UnprocessedKeys") or None
+    prefix = len(_mapping_pk(""))
+    return {pk[prefix:] for pk in found}

@@ -60,9 +60,18 @@ def is_conditional_failure(problem: ClientError) -> bool:
 
 def batch_write(items: list[dict]) -> None:
     """Put items 25 to a BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+    _write_batches([{"PutRequest": {"Item": item}} for item in items])
+
+
+def delete_batch(keys: list[dict]) -> None:
+    """Delete items 25 to a BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+    _write_batches([{"DeleteRequest": {"Key": key}} for key in keys])
+
+
+def _write_batches(requests: list[dict]) -> None:
     client = table().meta.client
-    for i in range(0, len(items), 25):
-        pending = {table().name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
+    for i in range(0, len(requests), 25):
+        pending = {table().name: requests[i:i + 25]}
         for attempt in range(8):
             unprocessed = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if not unprocessed:
