@@ -86,7 +86,7 @@ def test_the_sender_maps_ids_copies_the_callback_url_and_schedules_expiry(table,
     assert DynamoReportStore().mapping("msg_SAYA_2") == MessageRef("acme", REQUEST, 2)
     assert recipient(1)["callback_url"] == "https://client.example/hooks"
     due = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": "DUE#2026-03-15T14"})["Items"]
-    assert [d["target_sk"] for d in due] == ["R#000001"]  # only `sent` messages can expire
+    assert [d["target_sks"] for d in due] == [["R#000001"]]  # only `sent` messages can expire
 
 
 def test_a_report_is_applied_once_however_often_it_comes(table, sender):

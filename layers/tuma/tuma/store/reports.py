@@ -147,14 +147,17 @@ def _bucket_start(bucket: str) -> datetime:
     return datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
 
 
-def _due_item(ref: MessageRef, due: datetime, now: datetime) -> dict:
-    key = _recipient_key(ref)
-    return {"pk": f"DUE#{_bucket(due)}", "sk": f"{iso_millis(due)}#{key['pk']}#{key['sk']}", "kind": "expiry",
-            "target_pk": key["pk"], "target_sk": key["sk"], "expires_at": expires_at(now)}
+def _due_item(refs: list[MessageRef], due: datetime, now: datetime) -> dict:
+    """One due item for the `sent` messages of one request recorded together (a job): the
+    expirer's work stays per job, not per message."""
+    pk = message_pk(refs[0].tenant_id, refs[0].request_id)
+    sks = [recipient_sk(ref.index) for ref in refs]
+    return {"pk": f"DUE#{_bucket(due)}", "sk": f"{iso_millis(due)}#{pk}#{sks[0]}", "kind": "expiry",
+            "target_pk": pk, "target_sks": sks, "expires_at": expires_at(now)}
 
 
 def schedule_expiry(ref: MessageRef, due: datetime, now: datetime) -> None:
-    table().put_item(Item=_due_item(ref, due, now))
+    table().put_item(Item=_due_item([ref], due, now))
 
 
 def expire_due(now: datetime, time_left: Callable[[], float], after: timedelta) -> dict[str, int]:
@@ -187,13 +190,15 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
     while True:
         page = table().query(
             KeyConditionExpression="pk = :pk AND sk < :now", ConsistentRead=True,
+            Limit=5,  # due items of up to 1,000 messages each: a page is at most 5,000 expiries
             ExpressionAttributeValues={":pk": f"DUE#{bucket}", ":now": iso_millis(now)},
             **({"ExclusiveStartKey": start} if start else {}))
         if time_left() <= 5:
             return False
         # A page at a time: the conditional expiries concurrently, then the due items in batches.
+        targets = [(item["target_pk"], sk) for item in page["Items"] for sk in item["target_sks"]]
         with ThreadPoolExecutor(_EXPIRERS) as pool:
-            for expired in pool.map(lambda item: _expire_one(item, now, reason), page["Items"]):
+            for expired in pool.map(lambda target: _expire_one(*target, now, reason), targets):
                 counts["expired" if expired else "settled"] += 1
         delete_batch([{"pk": item["pk"], "sk": item["sk"]} for item in page["Items"]])
         start = page.get("LastEvaluatedKey")
@@ -201,12 +206,12 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             return True
 
 
-def _expire_one(item: dict, now: datetime, reason: str) -> bool:
+def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
     at = iso_millis(now)
     allowed = earlier_than(EXPIRED)
     try:
         table().update_item(
-            Key={"pk": item["target_pk"], "sk": item["target_sk"]},
+            Key={"pk": pk, "sk": sk},
             UpdateExpression="SET #s = :expired, updated_at = :at, history = list_append(history, :entry)",
             ConditionExpression="#s IN (" + ", ".join(f":a{i}" for i in range(len(allowed))) + ")",
             ExpressionAttributeNames={"#s": "status"},
@@ -253,11 +258,10 @@ class ReportingMessageStore(MessageStore):
             return
         # Mappings and due items in batches (plain puts), then each id's parked reports: the
         # mapping is written before its parked reports are read, as tuma.domain.reports needs.
-        items = []
-        for ref, provider_message_id, status in links:
-            items.append(_mapping_item(provider_message_id, ref, now))
-            if status == SENT:
-                items.append(_due_item(ref, now + self.expire_after, now))
+        items = [_mapping_item(provider_message_id, ref, now) for ref, provider_message_id, _ in links]
+        sent = [ref for ref, _, status in links if status == SENT]
+        if sent:
+            items.append(_due_item(sent, now + self.expire_after, now))
         batch_write(items)
         early = _with_parked_reports([provider_message_id for _, provider_message_id, _ in links])
         with ThreadPoolExecutor(self._LINKERS) as pool:
