@@ -308,6 +308,9 @@ def main() -> int:
     try:
         stack.start()
         print(_banner(stack), flush=True)
+        # Once up, Ctrl-C is handled explicitly too: a shell that starts us in the background
+        # leaves SIGINT ignored, and the stack must still stop.
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
         while not stopping.is_set():
             dead = [p for p in stack.processes if p.poll() is not None]
             if dead:
