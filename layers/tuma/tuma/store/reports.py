@@ -24,7 +24,8 @@ from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
 from tuma.store.sending import MessageStore
-from tuma.store.table import batch_write, delete_batch, expires_at, is_conditional_failure, message_pk, recipient_sk, table
+from tuma.store.table import (
+    batch_write, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
 
 MAP_SK = "MAP"
 PARKED_PREFIX = "EVT#"
@@ -94,11 +95,11 @@ class DynamoReportStore:
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
-            old = problem.response.get("Item")
+            old = item_at_failure(problem)
         if not old:
             return "no_message"
-        current = _plain_item(old).get("status")
-        if report.key in (_plain_item(old).get("seen_events") or set()):
+        current = old.get("status")
+        if report.key in (old.get("seen_events") or set()):
             return "duplicate"
         outcome = "recorded"
         if current != report.status:
@@ -122,19 +123,6 @@ def _mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> d
     return {"pk": _mapping_pk(provider_message_id), "sk": MAP_SK, "kind": "provider_message",
             "tenant_id": ref.tenant_id, "request_id": ref.request_id, "index": ref.index,
             "expires_at": expires_at(now)}
-
-
-def _plain_item(item: dict) -> dict:
-    """ReturnValuesOnConditionCheckFailure gives the low-level shape ({"S": ...}) through the resource API."""
-    if item and all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in _TYPES for v in item.values()):
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
-        return {k: deserializer.deserialize(v) for k, v in item.items()}
-    return item
-
-
-_TYPES = {"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"}
 
 
 # --- expiry ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from tuma.domain.requests import iso_millis
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
 from tuma.domain.status import REJECTED, SENDING
 from tuma.store.table import (
-    REQUEST_SK, batch_write, chunk_sk, expires_at, is_conditional_failure, job_sk, message_pk, put_once,
+    REQUEST_SK, batch_write, chunk_sk, expires_at, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once,
     recipient_sk, table)
 
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
@@ -67,8 +67,7 @@ class MessageStore:
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
-            held = problem.response.get("Item") or {}
-            return Claim(BUSY if held.get("state", {}).get("S") == IN_FLIGHT else DONE)
+            return Claim(BUSY if item_at_failure(problem).get("state") == IN_FLIGHT else DONE)
         claim = Claim(CLAIMED, token=token, first_attempt="state" not in old, claimed_at=iso_millis(now))
         by_index = {r.index: r for r in job.sendable}
         pending = [by_index[int(i)] for i in old.get("pending", []) if int(i) in by_index]

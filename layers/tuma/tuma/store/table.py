@@ -19,9 +19,11 @@ from datetime import datetime, timedelta
 from functools import cache
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 REQUEST_SK = "REQ"
+_DESERIALIZER = TypeDeserializer()
 RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", "90"))
 
 
@@ -56,6 +58,13 @@ def expires_at(moment: datetime) -> int:
 
 def is_conditional_failure(problem: ClientError) -> bool:
     return problem.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def item_at_failure(problem: ClientError) -> dict:
+    """The item a failed conditional write found (ReturnValuesOnConditionCheckFailure), in plain
+    Python: even through the resource API it comes in DynamoDB's wire shape ({"S": ...})."""
+    item = problem.response.get("Item") or {}
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
 def batch_write(items: list[dict]) -> None:
