@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import SAYASMS_API_KEY, api_event, utc
+from conftest import REPO, SAYASMS_API_KEY, api_event, utc
 from local.simulators.sms254 import ERRORS as SMS254_ERRORS
 from tuma.domain.balances import BalanceCheck, KnownBalance, balance_figure
 from tuma.domain.providers import OutgoingMessage, ProviderUnavailable
@@ -19,6 +19,7 @@ from tuma.store.balances import DynamoBalanceCache, balance_key
 
 T0 = utc(2026, 3, 13, 14, 30)
 T0_SHOWN = "2026-03-13T14:30:00.000Z"
+SCHEDULED_EVENT = json.loads((REPO / "events" / "balance_monitor_scheduled.json").read_text())
 
 
 class Clock:
@@ -65,7 +66,7 @@ def monitor(functions, context, aws, clock, monkeypatch, capsys):
 
     def run() -> tuple[dict, list[dict]]:
         capsys.readouterr()
-        result = module.handler({"source": "aws.scheduler"}, context)
+        result = module.handler(SCHEDULED_EVENT, context)
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
         return result, [line for line in lines if "_aws" in line]
     return run
