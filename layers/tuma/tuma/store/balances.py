@@ -1,6 +1,7 @@
 """The providers' balance cache, shared by every instance of the balance and monitor functions:
-one item per provider, `PROVIDER#<name>` / `BALANCE` (no tenant: a provider account is Tuma's,
-and the prefix cannot meet the tenant-, key- or bucket-prefixed keys of tuma.store.table).
+one item per provider, `PROVIDER#<name>` / `BALANCE`, beside the provider's circuit breaker
+(`PROVIDER#<name>` / `CIRCUIT`, tuma.store.circuit). No tenant: a provider account is Tuma's, and
+the prefix cannot meet the tenant-, key- or bucket-prefixed keys of tuma.store.table.
 
 The item is kept past its freshness as the provider's last known balance."""
 
