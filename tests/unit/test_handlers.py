@@ -274,9 +274,11 @@ def test_get_an_unknown_batch_is_a_404(functions, context, aws, batch_id):
 def test_balance_with_both_providers_up(balance, simsaya, sim254):
     code, body, _ = balance()
     assert code == 200
+    fetched_at = body["providers"]["254sms"]["fetched_at"]  # the cache's timing: tests/unit/test_balances.py
     assert body == {"providers": {
-        "254sms": {"available": True, "credits": 1000},
-        "sayasms": {"available": True, "balance": 1000, "currency": "KES", "sms_credits": 1111},
+        "254sms": {"available": True, "credits": 1000, "fetched_at": fetched_at, "cached": False},
+        "sayasms": {"available": True, "balance": 1000, "currency": "KES", "sms_credits": 1111,
+                    "fetched_at": body["providers"]["sayasms"]["fetched_at"], "cached": False},
     }}
 
 
@@ -294,7 +296,8 @@ def test_balance_with_sayasms_failing_still_answers_200(balance, simsaya, sim254
     code, body, _ = balance()
     assert code == 200
     assert body["providers"]["sayasms"] == {"available": False, "reason": "HTTP 503", "code": "503"}
-    assert body["providers"]["254sms"] == {"available": True, "credits": 1000}
+    assert body["providers"]["254sms"] | {"fetched_at": None} == {"available": True, "credits": 1000,
+                                                                  "fetched_at": None, "cached": False}
 
 
 def test_balance_with_254sms_refusing_the_credentials_shows_its_code(balance, simsaya, sim254):

@@ -63,6 +63,11 @@ def expire_after() -> timedelta:
     return timedelta(seconds=int(env("EXPIRE_AFTER_S", "172800")))
 
 
+def balance_cache_age() -> timedelta:
+    """How long a provider's balance is answered from the shared cache (0: always asked)."""
+    return timedelta(seconds=int(env("BALANCE_CACHE_S", "60")))
+
+
 def providers() -> dict[str, Provider]:
     # Imported here: requests is only needed by the functions that call providers.
     from tuma.providers.sayasms import SayaSms
