@@ -54,7 +54,10 @@ def balance(functions, context, aws, clock, monkeypatch):
 
     def get() -> tuple[int, dict]:
         response = module.handler(api_event("GET", "/v1/account/balance"), context)
-        return response["statusCode"], json.loads(response["body"])
+        body = json.loads(response["body"])
+        for shown in body.get("providers", {}).values():  # circuits: test_handlers.py
+            assert shown.pop("circuit")["state"] == "closed"
+        return response["statusCode"], body
     return get
 
 

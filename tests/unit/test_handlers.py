@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -60,8 +61,29 @@ def status(functions, context, aws):
 
 @pytest.fixture
 def balance(functions, context, aws):
+    """GET /v1/account/balance; each provider's circuit is checked closed and left out of the body."""
     module = functions("balance")
-    return lambda: answer(module.handler(api_event("GET", "/v1/account/balance"), context))
+
+    def get():
+        code, body, headers = answer(module.handler(api_event("GET", "/v1/account/balance"), context))
+        for shown in body["providers"].values():
+            assert shown.pop("circuit") == {"state": "closed", "failures": 0}
+        return code, body, headers
+    return get
+
+
+def test_balance_shows_each_providers_circuit(functions, context, aws, sim254, simsaya):
+    from tuma.domain.circuit import CircuitSettings
+    from tuma.store.circuit import DynamoBreaker
+
+    breaker = DynamoBreaker(CircuitSettings(threshold=1))
+    now = datetime.now(UTC)
+    breaker.record("sayasms", breaker.gate("sayasms", now), healthy=False, now=now)
+
+    _, body, _ = answer(functions("balance").handler(api_event("GET", "/v1/account/balance"), context))
+
+    assert body["providers"]["sayasms"]["circuit"] == {"state": "open", "since": now.isoformat(), "failures": 1}
+    assert body["providers"]["254sms"]["circuit"] == {"state": "closed", "failures": 0}
 
 
 @pytest.fixture

@@ -49,6 +49,12 @@ def probe_due(state: str, since: datetime, now: datetime, settings: CircuitSetti
     return now - since >= settings.probe_grace  # half-open: the probe's sender is gone
 
 
+def circuit_view(circuit: dict) -> dict:
+    """A circuit as the balance route shows it: {"state", "since"?, "failures"}."""
+    return {"state": circuit["state"], **({"since": circuit["since"]} if circuit.get("since") else {}),
+            "failures": circuit["failures"]}
+
+
 class NoBreaker:
     """Every call allowed and nothing recorded (for tests of other rules)."""
 
