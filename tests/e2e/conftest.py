@@ -63,10 +63,12 @@ class Simulator:
         return requests.get(self.url + "/_sim/callbacks/log", timeout=10).json()["callbacks"]
 
 
-# Short enough to watch a message expire and a callback be retried within a test. The balance
-# monitor's schedule is pushed out of the session: tests invoke it and count provider calls.
+# Short enough to watch a message expire, a callback be retried, a circuit open and close, and a
+# provider's silence become `unknown` within a test. The balance monitor's schedule is pushed out
+# of the session: tests invoke it and count provider calls.
 E2E_PARAMETERS = {"ExpireAfterSeconds": "3", "CallbackBackoffSeconds": "1", "CallbackMaxAttempts": "4",
-                  "ExpiryCheckMinutes": "60", "BalanceCheckMinutes": "60"}
+                  "ExpiryCheckMinutes": "60", "BalanceCheckMinutes": "60", "CircuitFailureThreshold": "2",
+                  "CircuitCooloffSeconds": "8", "ProviderReadTimeoutSeconds": "5"}
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +84,17 @@ def client(stack) -> Client:
     return Client(stack.api_url, stack.api_key)
 
 
+def close_circuits(stack) -> None:
+    """The providers' circuit breakers back to closed (tuma.store.circuit), so that one test's
+    outage does not keep the next test's messages away from a provider."""
+    from tuma.store.circuit import circuit_key
+
+    dynamodb, table_name = stack.client("dynamodb"), stack.outputs["TableName"]
+    for provider in ("254sms", "sayasms"):
+        key = {name: {"S": value} for name, value in circuit_key(provider).items()}
+        dynamodb.delete_item(TableName=table_name, Key=key)
+
+
 @pytest.fixture
 def sayasms(stack) -> Simulator:
     """The SayaSMS simulator with delivery reports off: a test that wants them turns them on
@@ -90,17 +103,32 @@ def sayasms(stack) -> Simulator:
     sim.reset()
     sim.callbacks(enabled=False)
     requests.delete(sim.url + "/_sim/callbacks/log", timeout=10).raise_for_status()
+    close_circuits(stack)
     yield sim
     sim.reset()
     sim.callbacks(enabled=False)
+    close_circuits(stack)
 
 
 @pytest.fixture
 def sms254(stack) -> Simulator:
     sim = Simulator(stack.sms254_url)
     sim.reset()
+    close_circuits(stack)
     yield sim
     sim.reset()
+    close_circuits(stack)
+
+
+@pytest.fixture
+def sayasms_down(stack, sayasms, sms254):
+    """SayaSMS's simulator stopped (connections refused) for the test, then started again."""
+    stack.stop_simulator("sayasms")
+    try:
+        yield
+    finally:
+        stack.start_simulator("sayasms")
+        sayasms.callbacks(enabled=False)
 
 
 @pytest.fixture

@@ -137,13 +137,13 @@ def test_another_tenant_cannot_see_a_message(stack, client):
     assert client.get(f"/v1/messages/{answer['message_id']}_1").status_code == 200
 
 
-def test_an_outage_leaves_the_job_to_sqs_and_the_retry_sends_it_once(client, sms254):
-    sms254.fault(status=503, count=1)
+def test_an_outage_past_the_retry_budget_leaves_a_pinned_job_to_sqs_and_the_retry_sends_it_once(client, sms254):
+    sms254.fault(status=503, count=3)  # the call and its two immediate retries
     answer = client.post("/v1/messages", {"to": ["0712345678", "0722111222"], "from": "TUMA", "body": "Retry me",
                                           "provider": "254sms"})
 
     view = client.wait_for(answer.json()["message_id"], done=lambda v: v["counts"].get("sent") == 2)
     assert view["counts"] == {"sent": 2}
     calls = sms254.requests("/sendsms")
-    assert [c.get("fault") for c in calls] == ["status:503", None]
-    assert calls[1]["body"]["phone"] == "254712345678,254722111222"
+    assert [c.get("fault") for c in calls] == ["status:503"] * 3 + [None]
+    assert calls[3]["body"]["phone"] == "254712345678,254722111222"
