@@ -94,7 +94,8 @@ def test_a_failing_provider_shows_its_last_known_balance(stack, client, sms254, 
     answer = client.get("/v1/account/balance").json()["providers"]
 
     assert answer["sayasms"] == {"available": False, "reason": "HTTP 503", "code": "503",
-                                 "last_known": {**json.loads(item["details"]), "fetched_at": aged}}
+                                 "last_known": {**json.loads(item["details"]), "fetched_at": aged},
+                                 "circuit": {"state": "closed", "failures": 0}}
     assert answer["254sms"]["cached"] is True
     assert balance_calls(sms254, sayasms) == (1, 2)
 

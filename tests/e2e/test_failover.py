@@ -43,7 +43,7 @@ def test_the_circuit_opens_keeps_calls_away_and_a_probe_closes_it(stack, client,
         assert (view["provider"], view["failover_reason"]) == ("254sms", "sayasms: HTTP 503")
     opened = circuit(client, "sayasms")
     assert opened["state"] == "open"
-    calls_when_opened = len(sayasms.requests())
+    calls_when_opened = len(sayasms.requests("/v1/messages"))
     assert calls_when_opened == 2 * 3
 
     sayasms.fault()  # SayaSMS is back, but the circuit keeps it out until the cool-off ends
@@ -51,7 +51,7 @@ def test_the_circuit_opens_keeps_calls_away_and_a_probe_closes_it(stack, client,
     assert (view["provider"], view["failover_reason"]) == ("254sms", "sayasms: circuit open")
     assert datetime.fromisoformat(view["updated_at"].replace("Z", "+00:00")) < \
         datetime.fromisoformat(opened["since"]) + COOLOFF, "sent after the cool-off: the test proves nothing"
-    assert len(sayasms.requests()) == calls_when_opened
+    assert len(sayasms.requests("/v1/messages")) == calls_when_opened
 
     # After the cool-off, the next message is the probe: SayaSMS sends it and the circuit closes.
     reopen_at = datetime.fromisoformat(opened["since"]) + COOLOFF
@@ -60,7 +60,7 @@ def test_the_circuit_opens_keeps_calls_away_and_a_probe_closes_it(stack, client,
     assert (view["status"], view["provider"]) == ("sent", "sayasms")
     assert "failover_from" not in view
     assert circuit(client, "sayasms")["state"] == "closed"
-    assert sayasms.requests()[-1]["body"]["body"] == "The probe"
+    assert sayasms.requests("/v1/messages")[-1]["body"]["body"] == "The probe"
 
 
 def test_no_answer_ends_unknown_and_no_provider_is_called_again(client, sayasms, sms254):
@@ -72,5 +72,5 @@ def test_no_answer_ends_unknown_and_no_provider_is_called_again(client, sayasms,
     assert view["reason"] == "no answer within 5 s after the request was sent"
     # The job is closed: a later message goes out while this one is never sent again by either.
     assert client.wait_for(send(client, "0722111222", "After the silence"))["status"] == "sent"
-    assert [c["body"].get("body") for c in sayasms.requests()] == ["Did it go?", "After the silence"]
+    assert [c["body"]["body"] for c in sayasms.requests("/v1/messages")] == ["Did it go?", "After the silence"]
     assert sms254.requests("/sendsms") == []

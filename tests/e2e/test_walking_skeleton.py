@@ -102,7 +102,8 @@ def test_balance_shows_a_failing_provider_as_unavailable(client, sayasms, balanc
     answer = client.get("/v1/account/balance")
 
     assert answer.status_code == 200
-    assert answer.json()["providers"]["sayasms"] == {"available": False, "reason": "HTTP 503", "code": "503"}
+    assert answer.json()["providers"]["sayasms"] == {"available": False, "reason": "HTTP 503", "code": "503",
+                                                     "circuit": {"state": "closed", "failures": 0}}
     assert answer.json()["providers"]["254sms"]["available"] is True
 
 
