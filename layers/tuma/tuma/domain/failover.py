@@ -48,9 +48,12 @@ class Dispatcher:
         by_chain: dict[tuple[str, ...], list[JobRecipient]] = {}
         for recipient in recipients:
             by_chain.setdefault(self.policy.chain(recipient.number, pinned), []).append(recipient)
-        with ThreadPoolExecutor(len(by_chain) or 1) as pool:
-            groups = pool.map(lambda item: self._through(sender, item[1], item[0]), by_chain.items())
-            attempts = {a.recipient.index: a for group in groups for a in group}
+        if len(by_chain) == 1:
+            groups = [self._through(sender, recipients, next(iter(by_chain)))]
+        else:  # e.g. Safaricom numbers through one provider, Airtel through the other: at once
+            with ThreadPoolExecutor(len(by_chain)) as pool:
+                groups = list(pool.map(lambda item: self._through(sender, item[1], item[0]), by_chain.items()))
+        attempts = {a.recipient.index: a for group in groups for a in group}
         return [attempts[r.index] for r in recipients]
 
     def _through(self, sender: str, recipients: list[JobRecipient], chain: tuple[str, ...]) -> list[Attempt]:
