@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -300,3 +301,9 @@ def test_a_provider_without_a_rate_is_estimated_at_the_default_providers():
     rates = {"254sms": Decimal("0.80"), "sayasms": Decimal("0.90")}
     assert costs.rate_for("254sms", rates, "sayasms") == Decimal("0.80")
     assert costs.rate_for("auto", rates, "sayasms") == Decimal("0.90")
+
+
+def test_the_sample_estimate_event_answers(functions, context, aws):
+    event = json.loads((Path(__file__).resolve().parents[2] / "events/send_estimate.json").read_text())
+    code, body = answer(functions("send").handler(event, context))
+    assert (code, body["units"], body["estimated_cost"]["sayasms"]) == (200, 24, "KES 1.80")
