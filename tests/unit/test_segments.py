@@ -73,13 +73,13 @@ def test_six_segments_fit(text):
     assert length_problem(measure(text)) is None
 
 
+LIMIT = "at most 6 segments are allowed (918 GSM-7 characters, or 402 UCS-2 units)"
+
+
 @pytest.mark.parametrize("text, reason", [
-    ("a" * 919, "is 7 segments (GSM-7, 919 characters); at most 6 segments are allowed "
-                "(918 GSM-7 characters, or 402 UCS-2 units)"),
-    ("ê" * 520, "is 8 segments (UCS-2, 520 characters); at most 6 segments are allowed "
-                "(918 GSM-7 characters, or 402 UCS-2 units)"),
-    (EMOJI * 199, "is 7 segments (UCS-2, 199 characters); at most 6 segments are allowed "
-                  "(918 GSM-7 characters, or 402 UCS-2 units)"),
+    ("a" * 919, f"is 7 segments (GSM-7, 919 characters); {LIMIT}"),
+    ("ê" * 520, f"is 8 segments (UCS-2, 520 characters); {LIMIT}"),
+    (EMOJI * 199, f"is 7 segments (UCS-2, 199 characters); {LIMIT}"),
 ])
 def test_more_than_six_segments_is_a_problem_naming_the_count_and_the_limit(text, reason):
     assert length_problem(measure(text)) == reason
