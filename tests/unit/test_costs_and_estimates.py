@@ -307,3 +307,28 @@ def test_the_sample_estimate_event_answers(functions, context, aws):
     event = json.loads((Path(__file__).resolve().parents[2] / "events/send_estimate.json").read_text())
     code, body = answer(functions("send").handler(event, context))
     assert (code, body["units"], body["estimated_cost"]["sayasms"]) == (200, 24, "KES 1.80")
+
+
+# --- the sender prices what 254sms took ------------------------------------------------------
+
+
+def test_the_estimator_prices_a_body_at_the_providers_rate():
+    estimate = costs.estimator({"254sms": Decimal("0.80"), "sayasms": Decimal("0.90")})
+    assert estimate("254sms", "x" * 161) == "KES 1.60"
+    assert estimate("sayasms", EMOJI * 36) == "KES 1.80"
+    assert estimate("twilio", "Hi") is None
+
+
+def test_a_254sms_message_sent_carries_an_estimated_cost_and_a_failed_one_none(post, get, aws, run_sender, sim254):
+    _, sent = post("/v1/messages", single("x" * 161, to=["0712345678", "0722111222"], provider="254sms"))
+    run_sender()
+    view = get(f"/v1/messages/{sent['message_id']}")
+    assert [(r["status"], r["cost"], r["cost_estimated"]) for r in view["recipients"]] == [
+        ("sent", "KES 1.60", True)] * 2  # 2 segments × KES 0.80
+    assert (view["total_cost"], view["estimated_cost"]) == ("KES 3.20", "KES 0.00")
+
+    sim254.faults({"error": "X002"})
+    _, refused = post("/v1/messages", single("Hello", provider="254sms"))
+    run_sender()
+    (message,) = get(f"/v1/messages/{refused['message_id']}")["recipients"]
+    assert (message["status"], message.get("cost"), message.get("cost_estimated")) == ("failed", None, None)

@@ -2,15 +2,17 @@
 sender recorded (SayaSMS's own figure, or segments × rate for 254sms, which reports none), and
 `estimated_cost`, segments × rate for the accepted messages not sent yet.
 
-The estimate uses the rate of the request's provider (the default provider unless the caller
-named one); a request whose provider has no rate is estimated at the default provider's."""
+Unsent messages are estimated at the rate of the provider the request is pinned to, else at the
+default provider's (the one tried first for every number no routing rule sends elsewhere).
+`estimator` prices what a provider took without a figure of its own (254sms, always), for the
+sender's `cost` with `cost_estimated: true`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from tuma.domain.segments import kes, parse_kes
+from tuma.domain.segments import estimated_cost, kes, measure, parse_kes
 from tuma.domain.status import QUEUED, SENDING
 
 # Not sent yet, so not charged yet. "scheduled" is a status of scheduled sends (when present).
@@ -24,8 +26,16 @@ def amount(cost: object) -> Decimal | None:
     return parse_kes(cost) if isinstance(cost, str) else None
 
 
-def rate_for(provider: str, rates: dict[str, Decimal], default_provider: str) -> Decimal:
+def rate_for(provider: str | None, rates: dict[str, Decimal], default_provider: str) -> Decimal:
     return rates.get(provider, rates[default_provider])
+
+
+def estimator(rates: dict[str, Decimal]) -> Callable[[str, str], str | None]:
+    """(provider, body) -> "KES x": segments of the body × the provider's rate (None: no rate)."""
+    def estimate(provider: str, body: str) -> str | None:
+        rate = rates.get(provider)
+        return kes(estimated_cost(measure(body), rate)) if rate is not None else None
+    return estimate
 
 
 def totals(messages: Iterable[tuple[str, object, int]], rate: Decimal) -> dict:
@@ -62,4 +72,4 @@ def batch_totals(request: dict, touched: dict[int, dict], chunks: list[dict], ra
                 if str(index) not in rejected and item.get("cost") is None:
                     yield item.get("status", QUEUED), None, int(segments)
 
-    return totals(messages(), rate_for(request["provider"], rates, default_provider))
+    return totals(messages(), rate_for(request.get("provider"), rates, default_provider))
