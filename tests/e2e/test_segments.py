@@ -102,3 +102,17 @@ def test_a_batch_totals_segments_when_accepted_and_cost_when_sent(client: Client
     assert done, client.get(f"/v1/batches/{batch_id}").json()
     assert done["counts"] == {"sent": len(bodies), "rejected": 1}
     assert (done["total_cost"], done["estimated_cost"]) == (f"KES {total_segments * 0.9:.2f}", "KES 0.00")
+
+
+def test_254sms_messages_carry_the_estimate_as_their_cost(client: Client, sms254):
+    body = f"Karibu {EMOJI} " * 10  # UCS-2, 2 segments
+    request = {**send(body), "provider": "254sms"}
+    estimated = client.post("/v1/messages/estimate", request).json()["estimated_cost"]["254sms"]
+    accepted = client.post("/v1/messages", request)
+    assert accepted.status_code == 202, accepted.text
+
+    view = client.wait_for(accepted.json()["message_id"], done=lambda v: v["counts"].get("sent") == 2)
+    assert view["counts"] == {"sent": 2, "rejected": 1}, view
+    assert [(r["cost"], r["cost_estimated"]) for r in view["recipients"][:2]] == [("KES 1.60", True)] * 2
+    assert view["total_cost"] == estimated == "KES 3.20"
+    assert len(sms254.requests("/sendsms")) == 1
