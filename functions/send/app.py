@@ -1,8 +1,12 @@
-"""POST /v1/messages: validate, store the request, queue one job, answer 202. No provider call."""
+"""POST /v1/messages: validate, store the request, queue one job, answer 202. No provider call.
+POST /v1/messages/estimate: the same checks, then segments and cost; nothing stored or queued."""
 
 from datetime import datetime, timezone
 
-from tuma import accepting, api
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tuma import accepting, api, settings
+from tuma.domain.estimates import estimate_response
 from tuma.domain.messages import accept_send, send_response
 from tuma.observability import logger, metrics, tracer
 
@@ -16,6 +20,14 @@ def send():
     accepted = accept_send(api.json_body(app), api.tenant_id(app), now)
     accepting.store_and_queue(accepted, "send", now)
     return send_response(accepted), 202
+
+
+@app.post("/v1/messages/estimate")
+@tracer.capture_method
+def estimate():
+    accepted = accept_send(api.json_body(app), api.tenant_id(app), datetime.now(timezone.utc))
+    metrics.add_metric(name="EstimatesAnswered", unit=MetricUnit.Count, value=1)
+    return estimate_response(accepted, settings.rates()), 200
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tuma import settings
+from tuma.domain import costs
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import JobReport, send_job
@@ -27,6 +28,7 @@ IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
 RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
 ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly, before any job
 BREAKER = DynamoBreaker(settings.circuit_settings())
+ESTIMATE_COST = costs.estimator(settings.rates())  # 254sms prices nothing: segments × its rate
 
 
 def _now() -> datetime:
@@ -44,7 +46,7 @@ def handle_job(record: SQSRecord) -> None:
     keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
     try:
         dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now)
-        report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE)
+        report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
     except Exception as problem:
         logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
         receive_count = int(record.attributes.approximate_receive_count or 1)

@@ -1,7 +1,7 @@
 """GET /v1/messages/{id} (a message, or every message of a single send) and GET /v1/batches/{id}."""
 
-from tuma import api
-from tuma.domain import ids
+from tuma import api, settings
+from tuma.domain import costs, ids
 from tuma.domain.errors import NotFound
 from tuma.domain.views import batch_view, message_view, request_view
 from tuma.observability import logger, tracer
@@ -21,7 +21,8 @@ def get_message(message_id: str):
         return message_view(*messages.get_message(api.tenant_id(app), request_id, index), message_id)
     if ids.is_batch(request_id):
         raise NotFound("not_found", f"{message_id} is a batch: see GET /v1/batches/{message_id}.")
-    return request_view(*messages.get_request(api.tenant_id(app), request_id), request_id)
+    view = request_view(*messages.get_request(api.tenant_id(app), request_id), request_id)
+    return {**view, **costs.request_totals(view, settings.rates(), settings.default_provider())}
 
 
 @app.get("/v1/batches/<batch_id>")
@@ -30,7 +31,9 @@ def get_batch(batch_id: str):
     parsed = ids.parse_message_id(batch_id)
     if parsed is None or parsed[1] is not None or not ids.is_batch(parsed[0]):
         raise NotFound("not_found", f"No batch {batch_id}.")
-    return batch_view(*messages.get_statuses(api.tenant_id(app), batch_id), batch_id)
+    request, touched, chunks = messages.get_statuses(api.tenant_id(app), batch_id)
+    view = batch_view(request, [item["status"] for item in touched.values()], batch_id)
+    return {**view, **costs.batch_totals(request, touched, chunks, settings.rates(), settings.default_provider())}
 
 
 @logger.inject_lambda_context(clear_state=True)

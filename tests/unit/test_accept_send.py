@@ -14,7 +14,6 @@ import pytest
 from tuma.domain.errors import TooLarge, ValidationFailed
 from tuma.domain.jobs import parse_job
 from tuma.domain.messages import MAX_RECIPIENTS, accept_send, send_response
-from tuma.domain.requests import MAX_BODY_CHARS
 
 NOW = datetime(2026, 3, 13, 14, 30, 0, 123456, tzinfo=UTC)
 ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
@@ -60,6 +59,8 @@ def test_a_valid_request_is_queued_with_ulid_ids_in_sayasms_response_shape():
         "status": "queued",
         "message_id": accepted.request_id,
         "provider": None,
+        "encoding": "GSM-7",
+        "segments": 1,
         "recipients": [
             {"number": "+254712345678", "status": "queued", "message_id": f"{accepted.request_id}_1"},
             {"number": "+254722111222", "status": "queued", "message_id": f"{accepted.request_id}_2"},
@@ -225,19 +226,32 @@ def test_the_sender_id_is_required():
 # --- body ------------------------------------------------------------------------------------
 
 
-def test_a_body_of_exactly_918_characters_is_accepted():
-    assert len(accept(request(body="a" * MAX_BODY_CHARS)).body) == MAX_BODY_CHARS == 918
+def test_a_body_of_six_gsm7_segments_is_accepted():
+    accepted = accept(request(body="a" * 918))
+    assert (accepted.shared_measure.encoding, accepted.shared_measure.segments) == ("GSM-7", 6)
+    assert send_response(accepted)["encoding"] == "GSM-7"
+    assert send_response(accepted)["segments"] == 6
 
 
-def test_the_body_limit_counts_characters_not_bytes():
-    body = "Habari ya leo? ✓ " * 54  # 918 characters, more bytes in UTF-8
-    assert len(body) == 918
+def test_the_body_limit_counts_segments_not_characters():
+    body = "Habari ya leo? ✓ " * 23  # 391 characters: ✓ is outside GSM-7, so UCS-2, 6 parts of 67
     assert accept(request(body=body)).body == body
+    problem = refused(request(body=body + "Asante sana!"))  # 403 characters: 7 parts
+    assert problem.details == [{"field": "body", "reason": (
+        "is 7 segments (UCS-2, 403 characters); at most 6 segments are allowed "
+        "(918 GSM-7 characters, or 402 UCS-2 units)")}]
 
 
-def test_a_body_of_919_characters_is_refused():
+def test_a_body_of_919_characters_is_refused_naming_the_limit():
     problem = refused(request(body="a" * 919))
-    assert problem.details == [{"field": "body", "reason": "is 919 characters; at most 918 are allowed"}]
+    assert problem.details == [{"field": "body", "reason": (
+        "is 7 segments (GSM-7, 919 characters); at most 6 segments are allowed "
+        "(918 GSM-7 characters, or 402 UCS-2 units)")}]
+
+
+def test_extension_characters_count_twice_towards_the_limit():
+    problem = refused(request(body="{€}" * 200))  # 600 characters, 1,200 septets
+    assert problem.details[0]["reason"].startswith("is 8 segments (GSM-7, 600 characters)")
 
 
 @pytest.mark.parametrize("body, reason", [

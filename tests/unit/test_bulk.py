@@ -19,6 +19,7 @@ from tuma.domain.requests import CHUNK_SIZE, MAX_JOB_BYTES, MAX_JOB_MESSAGES
 
 NOW = datetime(2026, 3, 13, 14, 30, 0, 5000, tzinfo=UTC)
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "layers/tuma/tuma/schemas/send_job.v1.json").read_text())
+LIMIT = "at most 6 segments are allowed (918 GSM-7 characters, or 402 UCS-2 units)"
 
 # Handlers that answer without adding a metric make Powertools' log_metrics warn: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -55,7 +56,8 @@ def test_the_sayasms_messages_form_is_accepted_with_bat_ids_by_position():
     batch_id = response["batch_id"]
     assert re.fullmatch(rf"bat_{ULID}", batch_id)
     assert response == {
-        "status": "queued", "batch_id": batch_id, "provider": None, "total": 2, "accepted": 2, "rejected": [],
+        "status": "queued", "batch_id": batch_id, "provider": None, "total": 2, "accepted": 2, "segments": 2,
+        "rejected": [],
         "message_ids": {"rule": f"the message at index i (0-based) has id {batch_id}_<i+1>",
                         "first": f"{batch_id}_1", "last": f"{batch_id}_2"},
         "created_at": "2026-03-13T14:30:00.005Z",
@@ -110,7 +112,7 @@ def test_bad_entries_are_rejected_by_index_and_the_rest_accepted():
     assert response["rejected"] == [
         {"index": 1, "to": "+254202222222", "reason": "number is not a mobile number"},
         {"index": 2, "to": "+254722111222", "reason": "body must be a non-empty string"},
-        {"index": 3, "to": "+254733123456", "reason": "body is 919 characters; at most 918 are allowed"},
+        {"index": 3, "to": "+254733123456", "reason": f"body is 7 segments (GSM-7, 919 characters); {LIMIT}"},
         {"index": 4, "to": "(none)", "reason": "must be an object"},
         {"index": 5, "to": "+254712345678", "reason": "unknown field(s): priority"},
         {"index": 6, "to": "+254712345678", "reason": "duplicate of message 1"},
@@ -127,7 +129,7 @@ def test_template_entries_are_rejected_by_index():
     assert [(r["index"], r["reason"]) for r in bulk_response(accepted)["rejected"]] == [
         (1, "template variable {name} is missing"),
         (2, "vars must be an object"),
-        (3, "body is 919 characters; at most 918 are allowed"),
+        (3, f"body is 7 segments (GSM-7, 919 characters); {LIMIT}"),
         (4, "unknown field(s): body"),
     ]
 

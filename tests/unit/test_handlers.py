@@ -240,6 +240,7 @@ def test_get_a_recipient_id_shows_that_recipient_with_history(status, sent_reque
     assert code == 200
     assert body == {"message_id": f"{request_id}_2", "request_id": request_id, "number": "+254722111222",
                     "status": "queued", "provider": None, "created_at": sent_request["created_at"],
+                    "encoding": "GSM-7", "segments": 1,
                     "history": [{"status": "queued", "at": sent_request["created_at"]}]}
 
 

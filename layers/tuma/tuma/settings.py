@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
 from aws_lambda_powertools.utilities import parameters
@@ -41,6 +42,23 @@ def circuit_settings() -> CircuitSettings:
                            cooloff=timedelta(seconds=int(env("CIRCUIT_COOLOFF_S", "60"))),
                            # A probe still unanswered after the sender's timeout belongs to a dead sender.
                            probe_grace=timedelta(seconds=int(env("SENDER_TIMEOUT_S", "30"))))
+
+
+def rates() -> dict[str, Decimal]:
+    """KES per segment by provider (template parameters Sms254CostPerSegment, SayaSmsCostPerSegment),
+    for estimates: 254sms reports no cost at all, SayaSMS its own only once a message is sent."""
+    return {"254sms": _amount("SMS254_COST_PER_SEGMENT", "0.80"),
+            "sayasms": _amount("SAYASMS_COST_PER_SEGMENT", "0.90")}
+
+
+def _amount(name: str, default: str) -> Decimal:
+    try:
+        value = Decimal(env(name, default))
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or value < 0:
+        raise RuntimeError(f"environment variable {name} must be an amount in KES, like 0.90")
+    return value
 
 
 def _secrets() -> dict[str, str]:

@@ -58,6 +58,7 @@ def bulk_response(accepted: AcceptedRequest) -> dict:
         "provider": accepted.provider,
         "total": len(accepted.entries),
         "accepted": len(accepted.queued),
+        "segments": accepted.segments,  # of the accepted messages together
         "rejected": [{"index": e.index - 1, "to": e.given, "reason": e.reason} for e in accepted.rejected],
         "message_ids": {
             "rule": f"the message at index i (0-based) has id {batch_id}_<i+1>",

@@ -42,6 +42,7 @@ def accept_send(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
 def send_response(accepted: AcceptedRequest) -> dict:
     """The 202 answer, in SayaSMS's response shape."""
     return {"status": QUEUED, "message_id": accepted.request_id, "provider": accepted.provider,
+            "encoding": accepted.shared_measure.encoding, "segments": accepted.shared_measure.segments,
             "recipients": [_recipient_view(e) for e in accepted.entries], "created_at": accepted.created_at}
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from tuma.domain import ids, jobs
 from tuma.domain.ids import CHUNK_SIZE
 from tuma.domain.phones import InvalidNumber, normalise
+from tuma.domain.segments import GSM7, Measure, length_problem, measure
 from tuma.domain.status import QUEUED, REJECTED
 
-MAX_BODY_CHARS = 918  # SayaSMS's multi-part limit (6 × 153 GSM-7 characters)
 MAX_JOB_MESSAGES = 1000  # also the bound of one 254sms comma-list call
 MAX_JOB_BYTES = 200_000  # under SQS's 256 KiB per message and per SendMessageBatch
 
@@ -32,12 +33,22 @@ class Entry:
     reason: str | None = None
     body: str | None = None  # None: the request's shared body
 
+    @cached_property
+    def own_measure(self) -> Measure | None:
+        return measure(self.body) if self.body is not None else None
+
 
 @dataclass(frozen=True)
 class Chunk:
     start: int
     numbers: list[str]  # E.164, or the text given when rejected
     rejected: dict[str, str]  # position (as text) -> reason
+    segments: list[int] = field(default_factory=list)  # per position; 0 when there was no valid body
+    encodings: str = ""  # per position: G (GSM-7), U (UCS-2), - (no valid body)
+
+
+def encoding_letter(m: Measure | None) -> str:
+    return "-" if m is None else "G" if m.encoding == GSM7 else "U"
 
 
 @dataclass(frozen=True)
@@ -59,11 +70,29 @@ class AcceptedRequest:
     def rejected(self) -> list[Entry]:
         return [e for e in self.entries if e.status == REJECTED]
 
+    @cached_property
+    def shared_measure(self) -> Measure | None:
+        return measure(self.body) if self.body is not None else None
+
+    def measure_of(self, entry: Entry) -> Measure | None:
+        """The measure of a message's body: its own, or the shared one (None: no valid body)."""
+        return entry.own_measure if entry.body is not None else self.shared_measure
+
+    @property
+    def segments(self) -> int:
+        """Segments of all the sendable messages together."""
+        return sum(self.measure_of(e).segments for e in self.queued)
+
     def chunks(self) -> list[Chunk]:
-        return [Chunk(start=self.entries[i].index,
-                      numbers=[e.number or e.given for e in self.entries[i:i + CHUNK_SIZE]],
-                      rejected={str(e.index): e.reason for e in self.entries[i:i + CHUNK_SIZE] if e.reason})
-                for i in range(0, len(self.entries), CHUNK_SIZE)]
+        chunks = []
+        for i in range(0, len(self.entries), CHUNK_SIZE):
+            entries = self.entries[i:i + CHUNK_SIZE]
+            measures = [self.measure_of(e) for e in entries]
+            chunks.append(Chunk(start=entries[0].index, numbers=[e.number or e.given for e in entries],
+                                rejected={str(e.index): e.reason for e in entries if e.reason},
+                                segments=[m.segments if m else 0 for m in measures],
+                                encodings="".join(map(encoding_letter, measures))))
+        return chunks
 
     def jobs(self) -> list[dict]:
         """The queue jobs (format: tuma/schemas/send_job.v1.json) for the sendable messages."""
@@ -118,6 +147,4 @@ def _shown(raw: object) -> str:
 def body_problem(value: object) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return "must be a non-empty string"
-    if len(value) > MAX_BODY_CHARS:
-        return f"is {len(value)} characters; at most {MAX_BODY_CHARS} are allowed"
-    return None
+    return length_problem(measure(value))  # at most MAX_SEGMENTS parts (tuma.domain.segments)

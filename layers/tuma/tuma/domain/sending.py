@@ -23,7 +23,7 @@ from typing import Protocol
 from tuma.domain.failover import Attempt, Dispatcher
 from tuma.domain.jobs import JobRecipient, SendJob
 from tuma.domain.providers import NOT_TAKEN, ProviderUnavailable
-from tuma.domain.status import REJECTED, UNKNOWN
+from tuma.domain.status import REJECTED, SENT, UNKNOWN
 
 DIED_MID_CALL = "an earlier attempt ended between the provider call and recording its answer"
 CLAIMED, BUSY, DONE = "claimed", "busy", "done"
@@ -123,7 +123,8 @@ def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Call
         for attempt in dispatcher.send(job.sender, claim.to_send, job.provider):
             if attempt.answer.status == NOT_TAKEN:
                 not_taken.append(attempt)
-            elif attempt.answer.cost or attempt.provider is None:
+            elif attempt.answer.cost or attempt.provider is None or attempt.answer.status != SENT:
+                # Only a message the provider took is charged: a refused or ambiguous one is not priced.
                 outcomes.append((attempt.recipient, Outcome.of(attempt)))
             else:
                 cost = estimate_cost(attempt.provider, attempt.recipient.body)

@@ -6,11 +6,13 @@ from decimal import Decimal
 
 from tuma.domain import ids
 from tuma.domain.errors import NotFound
+from tuma.domain.segments import GSM7, UCS2
 from tuma.domain.status import QUEUED, REJECTED
 
 _MESSAGE_FIELDS = ("provider_message_id", "cost", "cost_estimated", "error_code", "reason", "failover_from",
                    "failover_reason", "updated_at",
                    "network", "delivery_time", "latency_ms")  # the last three: SayaSMS's delivery report
+_ENCODINGS = {"G": GSM7, "U": UCS2}  # the letters of a chunk's `encodings` (tuma.domain.requests.Chunk)
 
 
 def _plain(entry: dict) -> dict:
@@ -30,14 +32,25 @@ def _accepted(request: dict, chunk: dict | None, index: int) -> tuple[str, str, 
     return numbers[index - start], REJECTED if reason else QUEUED, reason
 
 
+def _measured(chunk: dict, index: int) -> dict:
+    """{"encoding", "segments"} of position `index` as accepted; {} where the chunk does not say."""
+    at = index - int(chunk["sk"][2:])
+    encodings, segments = chunk.get("encodings") or "", chunk.get("segments") or []
+    if at < min(len(encodings), len(segments)) and encodings[at] in _ENCODINGS:
+        return {"encoding": _ENCODINGS[encodings[at]], "segments": int(segments[at])}
+    return {}
+
+
 def message_view(request: dict | None, chunk: dict | None, item: dict | None, message_id: str) -> dict:
-    accepted = _accepted(request, chunk, ids.parse_message_id(message_id)[1]) if request else None
+    index = ids.parse_message_id(message_id)[1]
+    accepted = _accepted(request, chunk, index) if request else None
     if accepted is None:
         raise NotFound("not_found", f"No message {message_id}.")
     number, status, reason = accepted
     view = {"message_id": message_id, "request_id": request["request_id"], "number": number,
             "status": (item or {}).get("status", status), "provider": (item or {}).get("provider", request.get("provider")),
             "created_at": request["created_at"]}
+    view.update(_measured(chunk, index))
     if item:
         view.update(_plain({name: item[name] for name in _MESSAGE_FIELDS if item.get(name) is not None}))
     elif reason:

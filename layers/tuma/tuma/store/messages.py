@@ -30,7 +30,7 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime) -> None:
         "rejected": len(accepted.rejected), "expires_at": expires,
         **({"callback_url": accepted.callback_url} if accepted.callback_url else {})}
     chunks = [{"pk": pk, "sk": chunk_sk(c.start), "numbers": c.numbers, "rejected": c.rejected,
-               "expires_at": expires} for c in accepted.chunks()]
+               "segments": c.segments, "encodings": c.encodings, "expires_at": expires} for c in accepted.chunks()]
     batch_write([request, *chunks])
 
 
@@ -63,17 +63,24 @@ def get_message(tenant_id: str, request_id: str, index: int) -> tuple[dict | Non
     return tuple(keys.values())
 
 
-def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, list[str]]:
-    """The request item and the status of every message the sender has touched."""
+def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int, dict], list[dict]]:
+    """The request item; the status and cost of every message the sender has touched, by index;
+    and the chunk items' `segments` and `rejected` (for the cost of the rest). One paged query
+    over the chunk and message items, projected to those attributes."""
     pk = message_pk(tenant_id, request_id)
     request = table().get_item(Key={"pk": pk, "sk": REQUEST_SK}, ConsistentRead=True).get("Item")
-    statuses, start = [], None
+    touched, chunks, start = {}, [], None
     while request:
-        page = table().query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("R#"),
-                             ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"},
+        page = table().query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").between("C#", "R#~"),
+                             ProjectionExpression="sk, #s, cost, #g, rejected",
+                             ExpressionAttributeNames={"#s": "status", "#g": "segments"},
                              ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        statuses += [i["status"] for i in page["Items"]]
+        for item in page["Items"]:
+            if item["sk"].startswith("R#"):
+                touched[int(item["sk"][2:])] = item
+            elif item["sk"].startswith("C#"):
+                chunks.append(item)
         start = page.get("LastEvaluatedKey")
         if not start:
             break
-    return request, statuses
+    return request, touched, chunks

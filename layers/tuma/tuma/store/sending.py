@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from tuma.domain.ids import chunk_start
 from tuma.domain.jobs import JobRecipient, SendJob
-from tuma.domain.requests import iso_millis
+from tuma.domain.requests import encoding_letter, iso_millis
+from tuma.domain.segments import measure
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
 from tuma.domain.status import REJECTED, SENDING
 from tuma.store.table import (
@@ -42,9 +43,13 @@ class MessageStore:
             by_chunk.setdefault(chunk_start(recipient.index), []).append(recipient)
         for start, members in by_chunk.items():
             numbers = [""] * (max(r.index for r in members) - start + 1)
+            segments, encodings = [0] * len(numbers), ["-"] * len(numbers)  # as tuma.domain.requests.Chunk
             for r in members:
                 numbers[r.index - start] = r.number
-            items.append({"pk": pk, "sk": chunk_sk(start), "numbers": numbers, "rejected": {}, "expires_at": expires})
+                body = measure(r.body)
+                segments[r.index - start], encodings[r.index - start] = body.segments, encoding_letter(body)
+            items.append({"pk": pk, "sk": chunk_sk(start), "numbers": numbers, "rejected": {}, "segments": segments,
+                          "encodings": "".join(encodings), "expires_at": expires})
         for item in items:
             put_once(item)
 
