@@ -30,6 +30,9 @@ class Client:
     def get(self, path: str) -> requests.Response:
         return self.session.get(self.base_url + path, timeout=30)
 
+    def delete(self, path: str) -> requests.Response:
+        return self.session.delete(self.base_url + path, timeout=30)
+
     def wait_for(self, message_id: str, done=lambda m: m["status"] in FINAL_OR_SENT, seconds: float = 60) -> dict:
         """Poll GET /v1/messages/{id} until `done(view)` or the deadline; the view either way."""
         deadline = time.monotonic() + seconds
@@ -64,8 +67,9 @@ class Simulator:
 
 
 # Short enough to watch a message expire and a callback be retried within a test.
+# SchedulerMinLeadSeconds=0: a send scheduled seconds ahead still goes through the one-time schedule.
 E2E_PARAMETERS = {"ExpireAfterSeconds": "3", "CallbackBackoffSeconds": "1", "CallbackMaxAttempts": "4",
-                  "ExpiryCheckMinutes": "60"}
+                  "ExpiryCheckMinutes": "60", "SchedulerMinLeadSeconds": "0"}
 
 
 @pytest.fixture(scope="session")
