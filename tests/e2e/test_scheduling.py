@@ -23,8 +23,8 @@ def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _schedule(client: Client, body: str, scheduled_at: datetime, **extra) -> dict:
-    answer = client.post("/v1/messages", {"to": ["0712345678"], "from": "TUMA", "body": body,
+def _schedule(client: Client, body: str, scheduled_at: datetime, to=("0712345678",), **extra) -> dict:
+    answer = client.post("/v1/messages", {"to": list(to), "from": "TUMA", "body": body,
                                           "scheduled_at": _at(scheduled_at), **extra})
     assert answer.status_code == 202, answer.text
     return answer.json()
@@ -49,7 +49,7 @@ def test_scheduled_sends_go_after_their_time_and_a_cancelled_one_never(stack, cl
     later = first + timedelta(seconds=2)  # the sends that prove the cancelled one's time has passed
 
     doomed = _schedule(client, f"cancelled {tag}", first)
-    via_saya = _schedule(client, f"saya {tag}", later)
+    via_saya = _schedule(client, f"saya {tag}", later, to=("0712345678", "0722111222"))
     via_254 = _schedule(client, f"254 {tag}", later, provider="254sms")
 
     assert doomed["status"] == "scheduled"
@@ -65,12 +65,14 @@ def test_scheduled_sends_go_after_their_time_and_a_cancelled_one_never(stack, cl
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["counts"] == {"cancelled": 1}
     assert _schedule_of(stack, doomed["message_id"]) is None  # deleted with the cancel
+    one = client.delete(f"/v1/messages/{via_saya['message_id']}_2")  # one recipient of a request
+    assert one.status_code == 200 and one.json()["status"] == "cancelled", one.text
 
     # Wait (with a deadline) for the sends scheduled after the cancelled one.
     deadline = time.monotonic() + 120
     views = {}
     while time.monotonic() < deadline:
-        views = {name: client.get(f"/v1/messages/{answer['recipients'][0]['message_id']}").json()
+        views = {name: client.get(f"/v1/messages/{answer['message_id']}_1").json()
                  for name, answer in (("saya", via_saya), ("254", via_254))}
         if all(v["status"] == "sent" for v in views.values()):
             break
@@ -79,6 +81,8 @@ def test_scheduled_sends_go_after_their_time_and_a_cancelled_one_never(stack, cl
     assert [h["status"] for h in views["saya"]["history"]] == ["scheduled", "queued", "sending", "sent"]
 
     (saya_call,) = _records_with(sayasms, "/v1/messages", "body", f"saya {tag}")
+    assert saya_call["body"]["to"] == ["+254712345678"]  # its cancelled recipient left out
+    assert client.get(f"/v1/messages/{via_saya['message_id']}").json()["counts"] == {"sent": 1, "cancelled": 1}
     (call_254,) = _records_with(sms254, "/sendsms", "message", f"254 {tag}")
     assert _moment(saya_call["received_at"]) >= _moment(via_saya["scheduled_at"])
     assert _moment(call_254["received_at"]) >= _moment(via_254["scheduled_at"])

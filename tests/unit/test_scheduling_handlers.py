@@ -59,9 +59,10 @@ def delete(functions, context, scheduler):
 @pytest.fixture
 def get(functions, context, aws):
     def call(message_id: str, tenant: str = "tenant-a") -> tuple[int, dict]:
-        path, resource = ((f"/v1/batches/{message_id}", "/v1/batches/{batch_id}") if message_id.startswith("bat_")
-                          and message_id.count("_") == 1 else (f"/v1/messages/{message_id}", "/v1/messages/{message_id}"))
-        key = "batch_id" if "batches" in path else "message_id"
+        is_batch = message_id.startswith("bat_") and message_id.count("_") == 1
+        key = "batch_id" if is_batch else "message_id"
+        path = f"/v1/{'batches' if is_batch else 'messages'}/{message_id}"
+        resource = f"/v1/{'batches' if is_batch else 'messages'}/{{{key}}}"
         event = api_event("GET", path, tenant=tenant, resource=resource, path_parameters={key: message_id})
         return answer(functions("status").handler(event, context))
     return call

@@ -29,7 +29,8 @@ def cancel_job(tenant_id: str, request_id: str, start: int, at: str, expires: in
     try:
         old = table().update_item(
             Key=_job_key(tenant_id, request_id, start),
-            UpdateExpression="SET #state = :cancelled, cancelled_at = :at, expires_at = if_not_exists(expires_at, :expires)",
+            UpdateExpression=("SET #state = :cancelled, cancelled_at = :at, "
+                              "expires_at = if_not_exists(expires_at, :expires)"),
             ConditionExpression="attribute_not_exists(#state)",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={":cancelled": JOB_CANCELLED, ":at": at, ":expires": expires},

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # the status function reads messages without loading the vali
 
 # --- accepting -----------------------------------------------------------------------------
 
-def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: list[dict] = (), hold: bool = False) -> None:
+def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: list[dict] = (),
+                hold: bool = False) -> None:
     """The request item and its chunk items: one BatchWriteItem per 25 items. The request keeps
     where its `jobs` start (so that its messages can be cancelled), and a request to `hold` for
     its scheduled time keeps the jobs themselves (tuma.store.schedules)."""
