@@ -86,6 +86,7 @@ class LocalStack:
     parameters: dict = field(default_factory=dict)
     webhook_token: str = ""
     signing_secret: str = ""  # TENANT's, for verifying its callbacks
+    simulators: dict = field(default_factory=dict)  # name -> its process, for stopping one (an outage)
 
     @property
     def endpoint(self) -> str:
@@ -117,14 +118,11 @@ class LocalStack:
                 "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ports.ministack), "LOG_LEVEL": "WARNING",
                 # Lambdas run with MiniStack's own interpreter: keep our venv's packages off their path.
                 "PYTHONPATH": ""})
-            sim_env = {"SIM_254SMS_USERNAME": credentials["254sms/username"],
-                       "SIM_254SMS_API_KEY": credentials["254sms/api_key"],
-                       "SIM_SAYASMS_API_KEY": credentials["sayasms/api_key"]}
-            self._spawn("254sms-sim", [sys.executable, "-m", "local.simulators.sms254", "--port", str(self.ports.sms254)], sim_env)
-            self._spawn("sayasms-sim", [sys.executable, "-m", "local.simulators.sayasms", "--port", str(self.ports.sayasms)], sim_env)
+            for name in ("254sms", "sayasms"):
+                self._spawn_simulator(name)
             _wait_for(f"{self.endpoint}/_ministack/health", 60, "MiniStack", self.processes[0])
-            _wait_for(f"{self.sms254_url}/_sim/requests", 20, "the 254sms simulator", self.processes[1])
-            _wait_for(f"{self.sayasms_url}/_sim/requests", 20, "the SayaSMS simulator", self.processes[2])
+            for name in ("254sms", "sayasms"):
+                self._wait_for_simulator(name)
             self._put_credentials(credentials)
             self._deploy()
             self.api_key = self.create_api_key(TENANT)
@@ -134,6 +132,32 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    # --- a provider outage: one simulator stopped (connections refused) and started again ----
+
+    def stop_simulator(self, name: str) -> None:
+        proc = self.simulators.pop(name)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        self.processes.remove(proc)
+
+    def start_simulator(self, name: str) -> None:
+        """Started again on its port, with its records and settings fresh."""
+        self._spawn_simulator(name)
+        self._wait_for_simulator(name)
+
+    def _spawn_simulator(self, name: str) -> None:
+        module, port = {"254sms": ("sms254", self.ports.sms254), "sayasms": ("sayasms", self.ports.sayasms)}[name]
+        sim_env = {"SIM_254SMS_USERNAME": self.credentials["254sms/username"],
+                   "SIM_254SMS_API_KEY": self.credentials["254sms/api_key"],
+                   "SIM_SAYASMS_API_KEY": self.credentials["sayasms/api_key"]}
+        self._spawn(f"{name}-sim", [sys.executable, "-m", f"local.simulators.{module}", "--port", str(port)], sim_env)
+        self.simulators[name] = self.processes[-1]
+
+    def _wait_for_simulator(self, name: str) -> None:
+        url = self.sms254_url if name == "254sms" else self.sayasms_url
+        label = "the 254sms simulator" if name == "254sms" else "the SayaSMS simulator"
+        _wait_for(f"{url}/_sim/requests", 20, label, self.simulators[name])
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
@@ -173,7 +197,7 @@ class LocalStack:
         env = {**os.environ, **extra_env, "PYTHONUNBUFFERED": "1"}
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "w")
+            out = open(self.log_dir / f"{name}.log", "a")
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         else:
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

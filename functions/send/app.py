@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from tuma import accepting, api, settings
+from tuma import accepting, api
 from tuma.domain.messages import accept_send, send_response
 from tuma.observability import logger, metrics, tracer
 
@@ -13,7 +13,7 @@ app = api.resolver()
 @tracer.capture_method
 def send():
     now = datetime.now(timezone.utc)
-    accepted = accept_send(api.json_body(app), api.tenant_id(app), settings.default_provider(), now)
+    accepted = accept_send(api.json_body(app), api.tenant_id(app), now)
     accepting.store_and_queue(accepted, "send", now)
     return send_response(accepted), 202
 

@@ -11,10 +11,12 @@ from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tuma import settings
+from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
-from tuma.domain.sending import send_job
+from tuma.domain.sending import JobReport, send_job
 from tuma.observability import NAMESPACE, logger, metrics, tracer
 from tuma.store import queue
+from tuma.store.circuit import DynamoBreaker
 from tuma.store.reports import ReportingMessageStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
@@ -23,6 +25,8 @@ store = ReportingMessageStore(settings.expire_after())
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
 IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
 RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
+ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly, before any job
+BREAKER = DynamoBreaker(settings.circuit_settings())
 
 
 def _now() -> datetime:
@@ -37,20 +41,32 @@ def handle_job(record: SQSRecord) -> None:
         queue.dead_letter(record.body, str(problem), record.message_id)
         metrics.add_metric(name="MalformedJobs", unit=MetricUnit.Count, value=1)
         return
-    keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "provider": job.provider}
+    keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
     try:
-        report = send_job(job, store, settings.providers()[job.provider], _now, IN_FLIGHT_GRACE)
+        dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now)
+        report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE)
     except Exception as problem:
         logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
         receive_count = int(record.attributes.approximate_receive_count or 1)
         queue.retry_later(record.receipt_handle, receive_count, RETRY_BASE_SECONDS)
         raise
-    logger.info("job done", extra={**keys, "counts": report.counts})
-    for status, count in report.counts.items():
-        # One job has one provider, but a batch may mix both: dimension each figure on its own.
+    logger.info("job done", extra={**keys, "counts": {f"{p}:{s}": n for (p, s), n in report.counts.items()},
+                                   "failovers": {f"{a}->{b}": n for (a, b), n in report.failovers.items()}})
+    _publish(report)
+
+
+def _publish(report: JobReport) -> None:
+    # A job's messages may go through either provider: each figure has its own dimensions.
+    # MessagesUnknown counts the ambiguous ones (the provider may have sent them).
+    for (provider, status), count in report.counts.items():
         with single_metric(name=f"Messages{status.capitalize()}", unit=MetricUnit.Count, value=count,
                            namespace=NAMESPACE) as metric:
-            metric.add_dimension(name="provider", value=job.provider)
+            metric.add_dimension(name="provider", value=provider)
+    for (source, target), count in report.failovers.items():
+        with single_metric(name="MessagesFailedOver", unit=MetricUnit.Count, value=count,
+                           namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="from", value=source)
+            metric.add_dimension(name="to", value=target)
 
 
 async def handle_job_async(record: SQSRecord) -> None:

@@ -66,10 +66,11 @@ class Simulator:
         return requests.get(self.url + "/_sim/callbacks/log", timeout=10).json()["callbacks"]
 
 
-# Short enough to watch a message expire and a callback be retried within a test.
+# Short enough to watch a message expire and a callback be retried within a test. The balance
+# monitor's schedule is pushed out of the session: tests invoke it and count provider calls.
 # SchedulerMinLeadSeconds=0: a send scheduled seconds ahead still goes through the one-time schedule.
 E2E_PARAMETERS = {"ExpireAfterSeconds": "3", "CallbackBackoffSeconds": "1", "CallbackMaxAttempts": "4",
-                  "ExpiryCheckMinutes": "60", "SchedulerMinLeadSeconds": "0"}
+                  "ExpiryCheckMinutes": "60", "BalanceCheckMinutes": "60", "SchedulerMinLeadSeconds": "0"}
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +105,20 @@ def sms254(stack) -> Simulator:
     sim.reset()
     yield sim
     sim.reset()
+
+
+@pytest.fixture
+def balance_cache(stack):
+    """The deployed table's provider-balance cache items (tuma.store.balances), deleted before
+    and after the test so that its first GET /v1/account/balance asks the providers."""
+    from tuma.store.balances import balance_key
+
+    dynamodb, table_name = stack.client("dynamodb"), stack.outputs["TableName"]
+
+    def clear() -> None:
+        for provider in ("254sms", "sayasms"):
+            key = {name: {"S": value} for name, value in balance_key(provider).items()}
+            dynamodb.delete_item(TableName=table_name, Key=key)
+    clear()
+    yield
+    clear()

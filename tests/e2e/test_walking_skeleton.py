@@ -88,7 +88,7 @@ def test_a_provider_rejection_is_final_and_recorded(client, sms254):
     assert len(sms254.requests("/sendsms")) == 1
 
 
-def test_balance_shows_both_providers(client):
+def test_balance_shows_both_providers(client, balance_cache):
     answer = client.get("/v1/account/balance")
 
     assert answer.status_code == 200
@@ -97,7 +97,7 @@ def test_balance_shows_both_providers(client):
     assert providers["sayasms"]["available"] is True and providers["sayasms"]["currency"] == "KES"
 
 
-def test_balance_shows_a_failing_provider_as_unavailable(client, sayasms):
+def test_balance_shows_a_failing_provider_as_unavailable(client, sayasms, balance_cache):
     sayasms.fault(status=503, count=1)
     answer = client.get("/v1/account/balance")
 

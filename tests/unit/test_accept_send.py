@@ -27,8 +27,8 @@ def request(**fields) -> dict:
     return {name: value for name, value in base.items() if value is not ...}
 
 
-def accept(payload, tenant="tenant-a", default_provider="sayasms"):
-    return accept_send(payload, tenant, default_provider, NOW)
+def accept(payload, tenant="tenant-a"):
+    return accept_send(payload, tenant, NOW)
 
 
 def refused(payload, **kwargs) -> ValidationFailed:
@@ -59,7 +59,7 @@ def test_a_valid_request_is_queued_with_ulid_ids_in_sayasms_response_shape():
     assert response == {
         "status": "queued",
         "message_id": accepted.request_id,
-        "provider": "sayasms",
+        "provider": None,
         "recipients": [
             {"number": "+254712345678", "status": "queued", "message_id": f"{accepted.request_id}_1"},
             {"number": "+254722111222", "status": "queued", "message_id": f"{accepted.request_id}_2"},
@@ -257,15 +257,16 @@ def test_the_body_must_be_a_non_empty_string(body, reason):
 
 
 @pytest.mark.parametrize("provider", ["254sms", "sayasms"])
-def test_the_provider_may_be_named(provider):
-    accepted = accept(request(provider=provider), default_provider="sayasms" if provider == "254sms" else "254sms")
+def test_a_named_provider_pins_the_request_and_its_job(provider):
+    accepted = accept(request(provider=provider))
     assert accepted.provider == provider
     assert the_job(accepted)["provider"] == provider
 
 
-@pytest.mark.parametrize("default", ["254sms", "sayasms"])
-def test_without_a_provider_the_default_is_used(default):
-    assert accept(request(), default_provider=default).provider == default
+def test_without_a_provider_the_job_is_left_to_the_routing_policy():
+    accepted = accept(request())
+    assert accepted.provider is None
+    assert "provider" not in the_job(accepted)
 
 
 @pytest.mark.parametrize("provider", ["twilio", "SAYASMS", "254SMS", "", None, 254, ["sayasms"]])

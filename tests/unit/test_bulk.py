@@ -24,8 +24,8 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "layers/tuma/tuma/sch
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 
-def accept(payload, default_provider="sayasms"):
-    return accept_bulk(payload, "tenant-a", default_provider, NOW)
+def accept(payload):
+    return accept_bulk(payload, "tenant-a", NOW)
 
 
 def refused(payload) -> ValidationFailed:
@@ -55,7 +55,7 @@ def test_the_sayasms_messages_form_is_accepted_with_bat_ids_by_position():
     batch_id = response["batch_id"]
     assert re.fullmatch(rf"bat_{ULID}", batch_id)
     assert response == {
-        "status": "queued", "batch_id": batch_id, "provider": "sayasms", "total": 2, "accepted": 2, "rejected": [],
+        "status": "queued", "batch_id": batch_id, "provider": None, "total": 2, "accepted": 2, "rejected": [],
         "message_ids": {"rule": f"the message at index i (0-based) has id {batch_id}_<i+1>",
                         "first": f"{batch_id}_1", "last": f"{batch_id}_2"},
         "created_at": "2026-03-13T14:30:00.005Z",
@@ -85,9 +85,9 @@ def test_a_template_without_placeholders_needs_no_vars():
 
 
 @pytest.mark.parametrize("provider", ["254sms", "sayasms"])
-def test_provider_may_be_named_or_defaults(provider):
+def test_provider_may_be_pinned_or_left_to_the_routing_policy(provider):
     assert accept(messages_form(("0712345678", "x"), provider=provider)).provider == provider
-    assert accept(messages_form(("0712345678", "x")), default_provider=provider).provider == provider
+    assert accept(messages_form(("0712345678", "x"))).provider is None
 
 
 # --- entries rejected one by one -------------------------------------------------------------

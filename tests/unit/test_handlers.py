@@ -89,7 +89,7 @@ def test_post_messages_answers_202_queues_one_job_and_stores_the_request(send, a
     request_id = body["message_id"]
     assert re.fullmatch(rf"msg_{ULID}", request_id)
     assert body["status"] == "queued"
-    assert body["provider"] == "sayasms"  # DEFAULT_PROVIDER
+    assert body["provider"] is None  # not pinned: the routing policy decides when sending
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["created_at"])
     assert body["recipients"] == [
         {"number": "+254712345678", "status": "queued", "message_id": f"{request_id}_1"},
@@ -102,7 +102,7 @@ def test_post_messages_answers_202_queues_one_job_and_stores_the_request(send, a
     job = json.loads(message["Body"])
     jsonschema.Draft7Validator(SCHEMA).validate(job)
     assert job == {"version": 1, "origin": "api", "tenant_id": "tenant-a", "request_id": request_id,
-                   "provider": "sayasms", "from": "TUMA", "body": "Hello from Tuma",
+                   "from": "TUMA", "body": "Hello from Tuma",
                    "callback_url": "https://example.com/hooks/sms",
                    "recipients": [{"message_id": f"{request_id}_1", "number": "+254712345678"},
                                   {"message_id": f"{request_id}_2", "number": "+254722111222"}]}
@@ -112,8 +112,8 @@ def test_post_messages_answers_202_queues_one_job_and_stores_the_request(send, a
     assert set(items) == {"REQ", "C#000001"}
     assert {item["pk"] for item in items.values()} == {message_pk("tenant-a", request_id)}
     request = items["REQ"]
-    assert (request["kind"], request["request_id"], request["provider"], request["from"]) == (
-        "send", request_id, "sayasms", "TUMA")
+    assert (request["kind"], request["request_id"], request.get("provider"), request["from"]) == (
+        "send", request_id, None, "TUMA")
     assert (request["total"], request["accepted"], request["rejected"]) == (3, 2, 1)
     assert request["created_at"] == body["created_at"]
     assert request["callback_url"] == "https://example.com/hooks/sms"
@@ -205,7 +205,7 @@ def test_get_a_request_id_shows_every_recipient_and_counts(status, sent_request)
 
     assert code == 200
     assert body["message_id"] == request_id
-    assert (body["from"], body["provider"], body["created_at"]) == ("TUMA", "sayasms", sent_request["created_at"])
+    assert (body["from"], body["provider"], body["created_at"]) == ("TUMA", None, sent_request["created_at"])
     assert body["counts"] == {"queued": 2, "rejected": 1}
     assert [(r["message_id"], r["status"]) for r in body["recipients"]] == [
         (f"{request_id}_1", "queued"), (f"{request_id}_2", "queued"), (f"{request_id}_3", "rejected")]
@@ -217,7 +217,7 @@ def test_get_a_recipient_id_shows_that_recipient_with_history(status, sent_reque
     code, body, _ = status(f"{request_id}_2")
     assert code == 200
     assert body == {"message_id": f"{request_id}_2", "request_id": request_id, "number": "+254722111222",
-                    "status": "queued", "provider": "sayasms", "created_at": sent_request["created_at"],
+                    "status": "queued", "provider": None, "created_at": sent_request["created_at"],
                     "history": [{"status": "queued", "at": sent_request["created_at"]}]}
 
 
@@ -274,9 +274,11 @@ def test_get_an_unknown_batch_is_a_404(functions, context, aws, batch_id):
 def test_balance_with_both_providers_up(balance, simsaya, sim254):
     code, body, _ = balance()
     assert code == 200
+    fetched_at = body["providers"]["254sms"]["fetched_at"]  # the cache's timing: tests/unit/test_balances.py
     assert body == {"providers": {
-        "254sms": {"available": True, "credits": 1000},
-        "sayasms": {"available": True, "balance": 1000, "currency": "KES", "sms_credits": 1111},
+        "254sms": {"available": True, "credits": 1000, "fetched_at": fetched_at, "cached": False},
+        "sayasms": {"available": True, "balance": 1000, "currency": "KES", "sms_credits": 1111,
+                    "fetched_at": body["providers"]["sayasms"]["fetched_at"], "cached": False},
     }}
 
 
@@ -284,7 +286,8 @@ def test_balance_with_254sms_down_still_answers_200(balance, simsaya, monkeypatc
     monkeypatch.setenv("SMS254_BASE_URL", closed_url)
     code, body, _ = balance()
     assert code == 200
-    assert body["providers"]["254sms"] == {"available": False, "reason": "connection failed: refused"}
+    assert body["providers"]["254sms"] == {"available": False, "reason": "connection failed: refused",
+                                           "code": "connection_refused"}
     assert body["providers"]["sayasms"]["available"] is True
 
 
@@ -293,7 +296,8 @@ def test_balance_with_sayasms_failing_still_answers_200(balance, simsaya, sim254
     code, body, _ = balance()
     assert code == 200
     assert body["providers"]["sayasms"] == {"available": False, "reason": "HTTP 503", "code": "503"}
-    assert body["providers"]["254sms"] == {"available": True, "credits": 1000}
+    assert body["providers"]["254sms"] | {"fetched_at": None} == {"available": True, "credits": 1000,
+                                                                  "fetched_at": None, "cached": False}
 
 
 def test_balance_with_254sms_refusing_the_credentials_shows_its_code(balance, simsaya, sim254):

@@ -15,8 +15,8 @@ import pytest
 from conftest import SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID
 from local.simulators.sms254 import ERRORS as SMS254_ERRORS
 from tuma.domain.providers import (
-    NOT_TAKEN, OutgoingMessage, ProviderAmbiguous, ProviderError, ProviderRejected, ProviderUnavailable,
-    RecipientOutcome)
+    NOT_TAKEN, OutgoingMessage, ProviderAccountProblem, ProviderAmbiguous, ProviderError, ProviderRejected,
+    ProviderUnavailable, RecipientOutcome)
 from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
 
@@ -114,11 +114,13 @@ def test_sayasms_4xx_is_a_final_rejection_with_its_code(saya, simsaya, fault, st
         saya.send("TUMA", messages)
     assert raised.value.provider == "sayasms"
     assert raised.value.code == code
+    # 401 (our key) and 402 (our credit) are about the account: another provider may send it.
+    assert isinstance(raised.value, ProviderAccountProblem) == (status in (401, 402))
     assert raised.value.reason.startswith(f"HTTP {status}: ")
 
 
 def test_sayasms_wrong_api_key_is_rejected_401(simsaya):
-    with pytest.raises(ProviderRejected) as raised:
+    with pytest.raises(ProviderAccountProblem) as raised:
         SayaSms(simsaya.url, "sk_test_wrong").send("TUMA", msgs(NUMBERS))
     assert raised.value.code == "unauthorized"
     assert raised.value.reason.startswith("HTTP 401: missing or invalid API key")
@@ -140,6 +142,7 @@ def test_sayasms_insufficient_balance_is_rejected_402():
     with start(simulator) as running:
         with pytest.raises(ProviderRejected) as raised:
             SayaSms(running.url, SAYASMS_API_KEY).send("TUMA", msgs(NUMBERS))  # KES 1.80 > 1.00
+    assert isinstance(raised.value, ProviderAccountProblem)
     assert raised.value.code == "insufficient_balance"
     assert raised.value.reason.startswith("HTTP 402: ")
 
@@ -257,7 +260,11 @@ def test_254sms_balance_is_its_credits_as_a_number(sms254):
 def test_254sms_error_codes_fail_the_messages_with_that_code_and_its_meaning(sms254, sim254, code):
     sim254.faults({"error": code})
     outcomes = sms254.send("TUMA", msgs(NUMBERS))
-    assert outcomes == [RecipientOutcome("failed", error_code=code, reason=SMS254_ERRORS[code])] * 2
+    # X001-X003 are about our key or token, not the message: another provider may send it.
+    account = code != "X000"
+    assert outcomes == [RecipientOutcome("failed", error_code=code, reason=SMS254_ERRORS[code],
+                                         account_problem=account)] * 2
+    assert all(o.may_go_elsewhere == account for o in outcomes)
 
 
 @pytest.mark.parametrize("code", ["X000", "X001", "X002", "X003"])
@@ -289,10 +296,12 @@ def test_254sms_an_empty_message_is_x000(sms254):
 def test_254sms_5xx_and_429_leave_the_messages_not_taken(sms254, sim254, status):
     sim254.faults({"status": status})
     outcomes = sms254.send("TUMA", msgs(NUMBERS))
-    assert outcomes == [RecipientOutcome(NOT_TAKEN, error_code=str(status), reason=f"HTTP {status}")] * 2
+    assert outcomes == [RecipientOutcome(NOT_TAKEN, error_code=str(status), reason=f"HTTP {status}",
+                                         transient=True)] * 2
     with pytest.raises(ProviderUnavailable) as raised:
         sms254.balance()
     assert raised.value.code == str(status)
+    assert raised.value.transient
 
 
 def test_254sms_connection_refused_leaves_the_messages_not_taken(closed_url):

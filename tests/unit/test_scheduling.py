@@ -26,8 +26,8 @@ def bulk(scheduled_at) -> dict:
     return {"from": "TUMA", "messages": [{"to": "0712345678", "body": "Habari"}], "scheduled_at": scheduled_at}
 
 
-ROUTES = [pytest.param(lambda p: accept_send(single(p), "t", "sayasms", NOW), id="single"),
-          pytest.param(lambda p: accept_bulk(bulk(p), "t", "sayasms", NOW), id="bulk")]
+ROUTES = [pytest.param(lambda p: accept_send(single(p), "t", NOW), id="single"),
+          pytest.param(lambda p: accept_bulk(bulk(p), "t", NOW), id="bulk")]
 
 
 def refusal(accept, value) -> ValidationFailed:
@@ -84,7 +84,7 @@ def test_a_time_past_the_30_day_horizon_is_refused_with_the_limit(accept):
 
 def test_the_scheduled_at_problem_is_listed_with_the_others():
     with pytest.raises(ValidationFailed) as raised:
-        accept_send({"to": [], "from": "TUMA", "body": "x", "scheduled_at": "soon"}, "t", "sayasms", NOW)
+        accept_send({"to": [], "from": "TUMA", "body": "x", "scheduled_at": "soon"}, "t", NOW)
     assert [d["field"] for d in raised.value.details] == ["scheduled_at", "to"]
 
 
@@ -100,24 +100,24 @@ def test_the_scheduled_at_problem_is_listed_with_the_others():
     ("2026-03-14T01:00:00-05:00", "2026-03-14T06:00:00.000Z"),
 ])
 def test_an_accepted_time_is_kept_in_utc_with_milliseconds(value, stored):
-    assert accept_send(single(value), "t", "sayasms", NOW).scheduled_at == stored
+    assert accept_send(single(value), "t", NOW).scheduled_at == stored
 
 
 def test_null_or_absent_scheduled_at_sends_now():
-    assert accept_send(single(None), "t", "sayasms", NOW).scheduled_at is None
-    response = send_response(accept_send({"to": ["0712345678"], "from": "TUMA", "body": "x"}, "t", "sayasms", NOW))
+    assert accept_send(single(None), "t", NOW).scheduled_at is None
+    response = send_response(accept_send({"to": ["0712345678"], "from": "TUMA", "body": "x"}, "t", NOW))
     assert response["status"] == "queued" and "scheduled_at" not in response
 
 
 def test_a_scheduled_bulk_answers_scheduled_with_its_time():
-    response = bulk_response(accept_bulk(bulk("2026-03-20T08:00:00+03:00"), "t", "sayasms", NOW))
+    response = bulk_response(accept_bulk(bulk("2026-03-20T08:00:00+03:00"), "t", NOW))
     assert response["status"] == "scheduled"
     assert response["scheduled_at"] == "2026-03-20T05:00:00.000Z"
 
 
 def test_the_job_format_is_unchanged_by_scheduling():
-    plain = accept_send(single(None), "t", "sayasms", NOW).jobs()[0]
-    scheduled = accept_send(single("2026-03-14T06:00:00Z"), "t", "sayasms", NOW).jobs()[0]
+    plain = accept_send(single(None), "t", NOW).jobs()[0]
+    scheduled = accept_send(single("2026-03-14T06:00:00Z"), "t", NOW).jobs()[0]
     assert set(plain) == set(scheduled) and "scheduled_at" not in scheduled
 
 
@@ -151,7 +151,7 @@ def test_job_members_are_the_sendable_positions_from_each_start_to_the_next():
 
 
 def test_the_schedule_name_fits_schedulers_rules():
-    request_id = accept_send(single("2026-03-14T06:00:00Z"), "t", "sayasms", NOW).request_id
+    request_id = accept_send(single("2026-03-14T06:00:00Z"), "t", NOW).request_id
     name = scheduling.schedule_name(request_id)
     assert 1 <= len(name) <= 64 and all(c.isalnum() or c in "-_." for c in name)
 

@@ -16,7 +16,10 @@ from datetime import timedelta
 import pytest
 
 from conftest import SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, utc
+from tuma.domain.circuit import NoBreaker
+from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import SendJob, parse_job
+from tuma.domain.routing import policy_from
 from tuma.domain.messages import accept_send
 from tuma.domain.providers import ProviderUnavailable
 from tuma.domain.sending import DIED_MID_CALL, JobBusy, Outcome, send_job
@@ -56,7 +59,7 @@ def store(aws) -> MessageStore:
 def make_job(provider: str, numbers=NUMBERS, tenant="tenant-a") -> SendJob:
     """A job as the API makes it: accepted, its request stored, its job JSON parsed back."""
     accepted = accept_send({"to": numbers, "from": "TUMA", "body": "Hello from Tuma", "provider": provider},
-                           tenant, "sayasms", T0)
+                           tenant, T0)
     message_store.put_request(accepted, "send", T0)
     (job,) = accepted.jobs()
     return parse_job(json.dumps(job), "sqs-message-1")
@@ -67,6 +70,13 @@ def producer_job(provider: str, recipients: list[dict], queue_message_id: str = 
     document = {"version": 1, "tenant_id": "tenant-a", "provider": provider, "from": "SHOP",
                 "recipients": recipients, **fields}
     return parse_job(json.dumps(document), queue_message_id)
+
+
+def via(provider_adapter, clock) -> Dispatcher:
+    """One provider, no breaker and no immediate retries: these tests are about the job's rules
+    (failover and retries are in test_failover.py)."""
+    return Dispatcher({provider_adapter.name: provider_adapter}, policy_from(provider_adapter.name, ""),
+                      NoBreaker(), clock, retry_pauses=())
 
 
 def adapter(provider: str, url: str, **kwargs):
@@ -111,10 +121,9 @@ def history(aws, job: SendJob, n: int) -> list[str]:
 
 def test_sayasms_job_is_sent_and_recorded_with_sayasms_ids_and_cost(aws, store, simsaya, clock):
     job = make_job("sayasms")
-    report = send_job(job, store, adapter("sayasms", simsaya.url), clock, GRACE)
+    report = send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
 
-    assert report.provider == "sayasms"
-    assert report.counts == {"sent": 2}
+    assert report.by_status == {"sent": 2}
     taken = {m["to"]: m["message_id"] for m in simsaya.messages()}
     for n, number in enumerate(NUMBERS, start=1):
         stored = item(aws, job, n)
@@ -129,12 +138,12 @@ def test_sayasms_job_is_sent_and_recorded_with_sayasms_ids_and_cost(aws, store, 
         assert [e["status"] for e in stored["history"]] == ["sending", "sent"]
         assert "error_code" not in stored
     claim = job_item(aws, job)
-    assert (claim["state"], claim["attempts"], claim["pending"], claim["provider"]) == ("done", 1, [], "sayasms")
+    assert (claim["state"], claim["attempts"], claim["pending"]) == ("done", 1, [])
 
 
 def test_254sms_job_is_sent_in_one_call_of_digits(aws, store, sim254, clock):
     job = make_job("254sms")
-    assert send_job(job, store, adapter("254sms", sim254.url), clock, GRACE).counts == {"sent": 2}
+    assert send_job(job, store, via(adapter("254sms", sim254.url), clock), clock, GRACE).by_status == {"sent": 2}
     assert statuses(aws, job) == [SENT, SENT]
     (call,) = sim254.requests()
     assert call["body"]["phone"] == "254712345678,254722111222"
@@ -147,9 +156,9 @@ def test_a_producer_job_is_registered_its_bad_numbers_rejected_and_the_rest_sent
                   {"number": "722111222", "body": "Hi Peter"}]
     job = producer_job(provider, recipients, callback_url="https://shop.example/sms")
 
-    report = send_job(job, store, provider_adapter, clock, GRACE)
+    report = send_job(job, store, via(provider_adapter, clock), clock, GRACE)
 
-    assert report.counts == {"sent": 2, "rejected": 1}
+    assert report.by_status == {"sent": 2, "rejected": 1}
     assert statuses(aws, job) == [SENT, REJECTED, SENT]
     assert item(aws, job, 2)["reason"] == "number is not a mobile number"
     assert history(aws, job, 2) == ["rejected"]  # never tried
@@ -166,7 +175,7 @@ def test_a_producer_job_is_registered_its_bad_numbers_rejected_and_the_rest_sent
     again = producer_job(provider, recipients, callback_url="https://shop.example/sms")
     assert again.request_id == job.request_id
     clock.advance(minutes=3)
-    assert send_job(again, store, provider_adapter, clock, GRACE).counts == {}
+    assert send_job(again, store, via(provider_adapter, clock), clock, GRACE).by_status == {}
     assert len(sim.requests()) == len(calls)
     assert aws.item(message_pk("tenant-a", job.request_id), "REQ")["created_at"] == request["created_at"]
 
@@ -189,9 +198,9 @@ def test_a_rejection_is_recorded_failed_with_the_providers_code_and_never_retrie
     sim.faults(fault)  # every call refused
     job = make_job(provider)
 
-    report = send_job(job, store, adapter(provider, sim.url), clock, GRACE)
+    report = send_job(job, store, via(adapter(provider, sim.url), clock), clock, GRACE)
 
-    assert report.counts == {"failed": 2}
+    assert report.by_status == {"failed": 2}
     for n in (1, 2):
         stored = item(aws, job, n)
         assert stored["status"] == FAILED
@@ -202,14 +211,14 @@ def test_a_rejection_is_recorded_failed_with_the_providers_code_and_never_retrie
     assert job_item(aws, job)["state"] == "done"
     # A redelivery of the same job calls nobody.
     clock.advance(minutes=5)
-    assert send_job(job, store, adapter(provider, sim.url), clock, GRACE).counts == {}
+    assert send_job(job, store, via(adapter(provider, sim.url), clock), clock, GRACE).by_status == {}
     assert len(sim.requests()) == 1
     assert statuses(aws, job) == [FAILED, FAILED]
 
 
 def test_a_wrong_sayasms_key_fails_the_recipients_with_401(aws, store, simsaya, clock):
     job = make_job("sayasms")
-    send_job(job, store, adapter("sayasms", simsaya.url, api_key="sk_test_wrong"), clock, GRACE)
+    send_job(job, store, via(adapter("sayasms", simsaya.url, api_key="sk_test_wrong"), clock), clock, GRACE)
     stored = item(aws, job, 1)
     assert (stored["status"], stored["error_code"]) == ("failed", "unauthorized")
     assert stored["reason"].startswith("HTTP 401")
@@ -225,7 +234,7 @@ def test_an_outage_leaves_the_job_to_sqs_and_a_redelivery_sends_exactly_once(aws
     job = make_job(provider)
 
     with pytest.raises(ProviderUnavailable) as raised:
-        send_job(job, store, provider_adapter, clock, GRACE)
+        send_job(job, store, via(provider_adapter, clock), clock, GRACE)
     assert raised.value.reason == f"2 message(s) not taken: HTTP {status}"
     # Nothing recorded for the messages; the job waits for its retry with both of them pending.
     assert statuses(aws, job) == [None, None]
@@ -234,9 +243,9 @@ def test_an_outage_leaves_the_job_to_sqs_and_a_redelivery_sends_exactly_once(aws
     assert sim.answered() == []
 
     clock.advance(seconds=30)  # SQS's visibility timeout later
-    report = send_job(job, store, provider_adapter, clock, GRACE)
+    report = send_job(job, store, via(provider_adapter, clock), clock, GRACE)
 
-    assert report.counts == {"sent": 2}
+    assert report.by_status == {"sent": 2}
     assert statuses(aws, job) == [SENT, SENT]
     assert (job_item(aws, job)["state"], job_item(aws, job)["attempts"]) == ("done", 2)
     assert len(sim.requests()) == 2
@@ -253,7 +262,7 @@ def test_a_partial_outage_records_what_went_and_the_retry_sends_only_the_rest(aw
     provider_adapter = adapter("254sms", sim254.url)
 
     with pytest.raises(ProviderUnavailable, match="not taken: HTTP 503"):
-        send_job(job, store, provider_adapter, clock, GRACE)
+        send_job(job, store, via(provider_adapter, clock), clock, GRACE)
     (refused,) = [r for r in sim254.requests() if r.get("fault")]
     refused_numbers = set(sent_numbers("254sms", refused))
     first = {r.number: (item(aws, job, r.index) or {}).get("status") for r in job.recipients}
@@ -263,7 +272,7 @@ def test_a_partial_outage_records_what_went_and_the_retry_sends_only_the_rest(aw
                                                            if r.number in refused_numbers)
 
     clock.advance(seconds=30)
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {"sent": len(refused_numbers)}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {"sent": len(refused_numbers)}
 
     assert statuses(aws, job) == [SENT, SENT, SENT]
     answered = [n for r in sim254.answered() for n in sent_numbers("254sms", r)]
@@ -275,11 +284,11 @@ def test_connection_refused_is_an_outage_and_the_next_delivery_sends(aws, store,
     job = make_job(provider)
 
     with pytest.raises(ProviderUnavailable, match="connection failed"):
-        send_job(job, store, adapter(provider, closed_url), clock, GRACE)
+        send_job(job, store, via(adapter(provider, closed_url), clock), clock, GRACE)
     assert job_item(aws, job)["state"] == "retry"
 
     clock.advance(seconds=30)
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {"sent": 2}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {"sent": 2}
     assert len(sim.requests()) == 1
 
 
@@ -289,11 +298,11 @@ def test_connection_refused_is_an_outage_and_the_next_delivery_sends(aws, store,
 def test_a_redelivered_job_sends_nothing_more(aws, store, setup, clock):
     provider, sim, provider_adapter = setup
     job = make_job(provider)
-    send_job(job, store, provider_adapter, clock, GRACE)
+    send_job(job, store, via(provider_adapter, clock), clock, GRACE)
     clock.advance(minutes=3)
 
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {}
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {}
 
     assert len(sim.requests()) == 1
     assert statuses(aws, job) == [SENT, SENT]
@@ -315,8 +324,8 @@ def test_a_different_job_sharing_the_first_message_id_is_not_silently_dropped(aw
     second = producer_job(provider, [{"number": "0712345678", "body": "Hi", "message_id": f"{request_id}_1"},
                                      {"number": "0722111222", "body": "Hi", "message_id": f"{request_id}_2"}],
                           queue_message_id="sqs-producer-2", request_id=request_id)
-    send_job(first, store, provider_adapter, clock, GRACE)
-    send_job(second, store, provider_adapter, clock, GRACE)
+    send_job(first, store, via(provider_adapter, clock), clock, GRACE)
+    send_job(second, store, via(provider_adapter, clock), clock, GRACE)
     assert statuses(aws, second)[1] is not None
 
 
@@ -328,14 +337,14 @@ def test_a_hang_makes_the_recipients_unknown_and_they_are_never_resent(aws, stor
     sim.faults({"hang": True, "count": 1})
     job = make_job(provider)
 
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {"unknown": 2}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {"unknown": 2}
     for n in (1, 2):
         stored = item(aws, job, n)
         assert (stored["status"], stored["error_code"]) == (UNKNOWN, "read_timeout")
     assert job_item(aws, job)["state"] == "done"
 
     clock.advance(minutes=3)
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {}
     assert len(sim.requests()) == 1
     assert statuses(aws, job) == [UNKNOWN, UNKNOWN]
 
@@ -351,9 +360,9 @@ def test_a_stale_in_flight_job_makes_its_messages_unknown_without_a_provider_cal
     assert dead.state == "claimed" and dead.to_send == list(job.recipients)
 
     clock.advance(seconds=GRACE.total_seconds() + 1)
-    report = send_job(job, store, provider_adapter, clock, GRACE)
+    report = send_job(job, store, via(provider_adapter, clock), clock, GRACE)
 
-    assert report.counts == {"unknown": 2}
+    assert report.by_status == {"unknown": 2}
     assert sim.requests() == []
     for n in (1, 2):
         stored = item(aws, job, n)
@@ -364,7 +373,7 @@ def test_a_stale_in_flight_job_makes_its_messages_unknown_without_a_provider_cal
     store.finish(job, dead, list(job.recipients), "HTTP 503", clock())
     assert job_item(aws, job)["state"] == "done"
     clock.advance(minutes=5)
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {}
     assert sim.requests() == []
 
 
@@ -375,7 +384,7 @@ def test_what_a_dead_invocation_recorded_is_kept_the_rest_is_unknown(aws, store,
     store.record(job, dead, [(job.recipients[0], Outcome(SENT, provider, provider_message_id="p-1"))], clock())
 
     clock.advance(seconds=GRACE.total_seconds() + 1)
-    send_job(job, store, provider_adapter, clock, GRACE)
+    send_job(job, store, via(provider_adapter, clock), clock, GRACE)
 
     assert statuses(aws, job) == [SENT, UNKNOWN]
     assert item(aws, job, 1)["provider_message_id"] == "p-1"
@@ -390,7 +399,7 @@ def test_a_fresh_in_flight_job_is_busy(aws, store, setup, clock, age):
     clock.now += age
 
     with pytest.raises(JobBusy):
-        send_job(job, store, provider_adapter, clock, GRACE)
+        send_job(job, store, via(provider_adapter, clock), clock, GRACE)
 
     assert sim.requests() == []
     assert statuses(aws, job) == [None, None]
@@ -402,7 +411,7 @@ def test_a_stale_retry_attempt_makes_only_its_pending_messages_unknown(aws, stor
     job = producer_job("254sms", [{"number": "0712345678", "body": "A"}, {"number": "0722111222", "body": "B"}])
     provider_adapter = adapter("254sms", sim254.url)
     with pytest.raises(ProviderUnavailable):
-        send_job(job, store, provider_adapter, clock, GRACE)
+        send_job(job, store, via(provider_adapter, clock), clock, GRACE)
     pending = [int(i) for i in job_item(aws, job)["pending"]]
     assert len(pending) == 1
     # The retry's invocation claims the job and dies.
@@ -410,7 +419,7 @@ def test_a_stale_retry_attempt_makes_only_its_pending_messages_unknown(aws, stor
     store.claim(job, clock(), GRACE)
     clock.advance(seconds=GRACE.total_seconds() + 1)
 
-    assert send_job(job, store, provider_adapter, clock, GRACE).counts == {"unknown": 1}
+    assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {"unknown": 1}
     assert [s for s in statuses(aws, job)] == [UNKNOWN if r.index in pending else SENT for r in job.recipients]
     assert len(sim254.answered()) == 1
 
@@ -449,8 +458,8 @@ def test_a_late_sent_after_delivered_keeps_delivered_and_appends_history(aws, st
 
 def test_scope_of_the_stored_items(aws, store, simsaya, clock):
     first, second = make_job("sayasms", tenant="tenant-a"), make_job("sayasms", tenant="tenant-b")
-    send_job(first, store, adapter("sayasms", simsaya.url), clock, GRACE)
-    send_job(second, store, adapter("sayasms", simsaya.url), clock, GRACE)
+    send_job(first, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+    send_job(second, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
     assert first.request_id != second.request_id
     keys = sorted((i["pk"], i["sk"]) for i in aws.items())
     assert all(re.fullmatch(rf"T#tenant-[ab]#M#msg_{ULID}", pk) for pk, _ in keys)

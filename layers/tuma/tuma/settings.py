@@ -13,7 +13,9 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.utilities import parameters
 
+from tuma.domain.circuit import CircuitSettings
 from tuma.domain.providers import Provider
+from tuma.domain.routing import RoutingPolicy, policy_from
 
 SECRETS_MAX_AGE_S = 300  # a rotated key is picked up within five minutes
 
@@ -27,6 +29,18 @@ def env(name: str, default: str | None = None) -> str:
 
 def default_provider() -> str:
     return env("DEFAULT_PROVIDER", "sayasms")
+
+
+def routing_policy() -> RoutingPolicy:
+    """DEFAULT_PROVIDER and ROUTING_RULES (template parameters; syntax in tuma.domain.routing)."""
+    return policy_from(default_provider(), env("ROUTING_RULES", ""))
+
+
+def circuit_settings() -> CircuitSettings:
+    return CircuitSettings(threshold=int(env("CIRCUIT_FAILURE_THRESHOLD", "5")),
+                           cooloff=timedelta(seconds=int(env("CIRCUIT_COOLOFF_S", "60"))),
+                           # A probe still unanswered after the sender's timeout belongs to a dead sender.
+                           probe_grace=timedelta(seconds=int(env("SENDER_TIMEOUT_S", "30"))))
 
 
 def _secrets() -> dict[str, str]:
@@ -52,6 +66,11 @@ def scheduler_min_lead() -> timedelta:
 
 def expire_after() -> timedelta:
     return timedelta(seconds=int(env("EXPIRE_AFTER_S", "172800")))
+
+
+def balance_cache_age() -> timedelta:
+    """How long a provider's balance is answered from the shared cache (0: always asked)."""
+    return timedelta(seconds=int(env("BALANCE_CACHE_S", "60")))
 
 
 def providers() -> dict[str, Provider]:

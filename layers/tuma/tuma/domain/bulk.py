@@ -21,13 +21,13 @@ MAX_MESSAGES = 10_000
 _FIELDS = {"from", "messages", "template", "recipients", "callback_url", "provider", "scheduled_at"}
 
 
-def accept_bulk(payload: object, tenant_id: str, default_provider: str, now: datetime) -> AcceptedRequest:
+def accept_bulk(payload: object, tenant_id: str, now: datetime) -> AcceptedRequest:
     payload = fields.require_object(payload)
     problems: list[dict] = []
     fields.unknown_fields(payload, _FIELDS, problems)
     scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
     sender = fields.sender(payload.get("from"), problems)
-    provider = fields.provider(payload.get("provider", default_provider), problems)
+    provider = fields.pinned_provider(payload, problems)
     callback_url = fields.callback_url(payload.get("callback_url"), problems)
     template = _template(payload, problems)
     items_field = "recipients" if template is not None else "messages"

@@ -41,11 +41,14 @@ def body(value: object, problems: list[dict], name: str = "body") -> str:
     return value
 
 
-def provider(value: object, problems: list[dict]) -> str:
-    if value not in PROVIDERS:
+def pinned_provider(payload: dict, problems: list[dict]) -> str | None:
+    """The provider a request names: only it will be tried. None: the routing policy decides."""
+    if "provider" not in payload:
+        return None
+    if payload["provider"] not in PROVIDERS:
         problems.append({"field": "provider", "reason": f"must be one of {', '.join(PROVIDERS)}"})
-        return ""
-    return value
+        return None
+    return payload["provider"]
 
 
 def callback_url(value: object, problems: list[dict]) -> str | None:

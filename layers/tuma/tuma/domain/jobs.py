@@ -36,7 +36,7 @@ class JobRecipient:
 class SendJob:
     tenant_id: str
     request_id: str
-    provider: str
+    provider: str | None  # a pin: only this provider is tried; None: the routing policy decides
     sender: str
     callback_url: str | None
     recipients: tuple[JobRecipient, ...]
@@ -49,7 +49,9 @@ class SendJob:
 
 def new_job(*, tenant_id, request_id, provider, sender, body, callback_url, recipients) -> dict:
     job = {"version": VERSION, "origin": "api", "tenant_id": tenant_id, "request_id": request_id,
-           "provider": provider, "from": sender, "recipients": recipients}
+           "from": sender, "recipients": recipients}
+    if provider:
+        job["provider"] = provider
     if body is not None:
         job["body"] = body
     if callback_url:
@@ -89,6 +91,6 @@ def parse_job(text: str, queue_message_id: str) -> SendJob:
             recipients.append(JobRecipient(message_id, raw["number"], body, f"number {problem}"))
     if len({r.message_id for r in recipients}) != len(recipients):
         raise MalformedJob("two recipients share a message_id")
-    return SendJob(tenant_id=document["tenant_id"], request_id=request_id, provider=document["provider"],
+    return SendJob(tenant_id=document["tenant_id"], request_id=request_id, provider=document.get("provider"),
                    sender=document["from"], callback_url=document.get("callback_url"),
                    recipients=tuple(recipients), from_api=document.get("origin") == "api")

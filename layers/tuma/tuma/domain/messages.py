@@ -17,14 +17,14 @@ MAX_RECIPIENTS = 1000  # one job, one 254sms call; larger sends belong on /v1/me
 _FIELDS = {"to", "from", "body", "callback_url", "scheduled_at", "provider"}
 
 
-def accept_send(payload: object, tenant_id: str, default_provider: str, now: datetime) -> AcceptedRequest:
+def accept_send(payload: object, tenant_id: str, now: datetime) -> AcceptedRequest:
     payload = fields.require_object(payload)
     problems: list[dict] = []
     fields.unknown_fields(payload, _FIELDS, problems)
     scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
     sender = fields.sender(payload.get("from"), problems)
     body = fields.body(payload.get("body"), problems)
-    provider = fields.provider(payload.get("provider", default_provider), problems)
+    provider = fields.pinned_provider(payload, problems)
     callback_url = fields.callback_url(payload.get("callback_url"), problems)
     numbers = _numbers(payload.get("to"), problems)
     fields.raise_if_any(problems)

@@ -81,3 +81,18 @@ def mask(number: str) -> str:
     """For logs: all but the last three digits hidden."""
     text = str(number)
     return "*" * max(len(text) - 3, 0) + text[-3:]
+
+
+def network(e164: str) -> str | None:
+    """The mobile network (Safaricom, Airtel, Telkom…) that phonenumbers' carrier data gives for
+    the number's prefix, or None where it knows none. It is the network the prefix was allocated
+    to: a number ported to another network keeps its old prefix, and no offline data can tell."""
+    prefix = e164[:9]  # Kenya's carrier data goes by at most 3 national digits: 5 is ample
+    if prefix not in _NETWORKS:
+        from phonenumbers import carrier  # loaded only where routing by network is configured
+
+        _NETWORKS[prefix] = carrier.name_for_number(phonenumbers.parse(e164), "en") or None
+    return _NETWORKS[prefix]
+
+
+_NETWORKS: dict[str, str | None] = {}

@@ -1,12 +1,16 @@
 """What the sender needs of a provider, and the ways a provider call can end.
 
-The three failure kinds decide what happens to a message:
-- ProviderUnavailable: the provider certainly did not take it (connection refused, 5xx, 429):
-  the job goes back to SQS for a retry.
-- ProviderRejected: the provider refused the call for good (254sms X000–X003, SayaSMS 4xx): the
+The failure kinds decide what happens to a message:
+- ProviderUnavailable: the provider certainly did not take it (connection refused, 5xx, 429).
+  `transient` (429, 5xx) failures are retried a few times at once; then, or straight away for
+  a refused connection, the other provider is tried, and failing that the job goes back to SQS.
+- ProviderAccountProblem: the provider refuses our account, not the message (254sms X001–X003,
+  SayaSMS 401/402): the other provider is tried; with no other, the messages are `failed`.
+- ProviderRejected: the provider refused the call for good (254sms X000, other SayaSMS 4xx): the
   recipients are `failed` with the provider's code and reason, and not retried.
 - ProviderAmbiguous: the request went out and no answer came (read timeout): the provider may
-  have sent it, so it is never resent automatically; the recipients become `unknown`."""
+  have sent it, so it is never resent automatically, by either provider; the recipients become
+  `unknown`."""
 
 from __future__ import annotations
 
@@ -23,11 +27,17 @@ class ProviderError(Exception):
 
 
 class ProviderUnavailable(ProviderError):
-    pass
+    def __init__(self, provider: str, reason: str, code: str | None = None, transient: bool = False):
+        super().__init__(provider, reason, code)
+        self.transient = transient  # 429/5xx: worth an immediate retry; a refused connection is not
 
 
 class ProviderRejected(ProviderError):
     pass
+
+
+class ProviderAccountProblem(ProviderRejected):
+    """Credentials or credit: the provider would refuse any message of ours, so another may take it."""
 
 
 class ProviderAmbiguous(ProviderError):
@@ -52,6 +62,13 @@ class RecipientOutcome:
     cost: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    transient: bool = False  # not_taken by a 429/5xx: worth retrying at once
+    account_problem: bool = False  # failed for our account, not the message: another provider may take it
+
+    @property
+    def may_go_elsewhere(self) -> bool:
+        """The provider certainly did not take it, so another provider may send it."""
+        return self.status == NOT_TAKEN or self.account_problem
 
 
 @dataclass(frozen=True)
@@ -75,9 +92,11 @@ class Provider(Protocol):
 def outcomes_of_failed_call(problem: ProviderError, count: int) -> list[RecipientOutcome]:
     """Per-message outcomes of a call that failed as a whole."""
     if isinstance(problem, ProviderUnavailable):
-        status = NOT_TAKEN
+        outcome = RecipientOutcome(NOT_TAKEN, error_code=problem.code, reason=problem.reason,
+                                   transient=problem.transient)
     elif isinstance(problem, ProviderRejected):
-        status = "failed"
+        outcome = RecipientOutcome("failed", error_code=problem.code, reason=problem.reason,
+                                   account_problem=isinstance(problem, ProviderAccountProblem))
     else:
-        status = "unknown"
-    return [RecipientOutcome(status, error_code=problem.code, reason=problem.reason)] * count
+        outcome = RecipientOutcome("unknown", error_code=problem.code, reason=problem.reason)
+    return [outcome] * count

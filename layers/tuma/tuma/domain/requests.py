@@ -46,7 +46,7 @@ class AcceptedRequest:
     tenant_id: str
     sender: str
     body: str | None  # the shared body; None when every entry has its own
-    provider: str
+    provider: str | None  # the request's pin; None: the routing policy picks per number
     callback_url: str | None
     created_at: str
     entries: list[Entry] = field(default_factory=list)

@@ -9,6 +9,8 @@ No message is sent twice, and the cost of that guarantee is per job, not per mes
   function's timeout) that invocation cannot finish: it died between the provider call and
   recording the answers, so the provider may have its messages. They become `unknown` and are
   never resent automatically.
+- The messages go through the routing policy's providers, failing over where the first
+  definitively did not take them (tuma.domain.failover).
 - The answers are recorded (one item per message, written in batches), then the claim is closed."""
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from tuma.domain.failover import Attempt, Dispatcher
 from tuma.domain.jobs import JobRecipient, SendJob
-from tuma.domain.providers import (
-    NOT_TAKEN, OutgoingMessage, Provider, ProviderError, ProviderUnavailable, RecipientOutcome,
-    outcomes_of_failed_call)
-from tuma.domain.status import FAILED, REJECTED, SENT, UNKNOWN
+from tuma.domain.providers import NOT_TAKEN, ProviderUnavailable
+from tuma.domain.status import REJECTED, UNKNOWN
 
 DIED_MID_CALL = "an earlier attempt ended between the provider call and recording its answer"
 CLAIMED, BUSY, DONE = "claimed", "busy", "done"
@@ -37,11 +38,21 @@ class Outcome:
     """A status to record for one message, with what the provider said."""
 
     status: str
-    provider: str
+    provider: str | None  # None: no provider was called (a rejected number, an orphan of a dead call)
     provider_message_id: str | None = None
     cost: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    failover_from: str | None = None  # the provider tried first, when another one sent it
+    failover_reason: str | None = None
+    cost_estimated: bool = False  # `cost` is our rate × segments, not the provider's figure
+
+    @classmethod
+    def of(cls, attempt: Attempt, cost: str | None = None, cost_estimated: bool = False) -> "Outcome":
+        answer = attempt.answer
+        return cls(answer.status, attempt.provider, answer.provider_message_id, cost or answer.cost,
+                   answer.error_code, answer.reason, attempt.failover_from, attempt.failover_reason,
+                   cost_estimated and not answer.cost)
 
 
 @dataclass
@@ -70,54 +81,59 @@ class SendStore(Protocol):
 
 @dataclass
 class JobReport:
-    provider: str
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (provider, status) -> messages
+    failovers: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> messages
 
-    def add(self, status: str, count: int = 1) -> None:
-        self.counts[status] = self.counts.get(status, 0) + count
+    @property
+    def by_status(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for (_, status), count in self.counts.items():
+            totals[status] = totals.get(status, 0) + count
+        return totals
+
+    def add(self, outcome: Outcome) -> None:
+        key = (outcome.provider or "none", outcome.status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if outcome.failover_from and outcome.provider:
+            route = (outcome.failover_from, outcome.provider)
+            self.failovers[route] = self.failovers.get(route, 0) + 1
 
 
-def send_job(job: SendJob, store: SendStore, provider: Provider, clock: Callable[[], datetime],
-             in_flight_grace: timedelta) -> JobReport:
-    """Raises ProviderUnavailable (some messages not taken: retry the job) or JobBusy (retry later)."""
+# The cost of a message the provider did not price (254sms never does): (provider, body) -> "KES x".
+CostEstimator = Callable[[str, str], str | None]
+
+
+def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Callable[[], datetime],
+             in_flight_grace: timedelta, estimate_cost: CostEstimator = lambda provider, body: None) -> JobReport:
+    """Raises ProviderUnavailable (some messages not taken by any provider: retry the job) or
+    JobBusy (retry later)."""
     if not job.from_api:
         store.register(job, clock())
     claim = store.claim(job, clock(), in_flight_grace)
     if claim.state == BUSY:
         raise JobBusy("another invocation is sending this job")
-    report = JobReport(provider.name)
+    report = JobReport()
     if claim.state == DONE:
         return report
-    outcomes = [(r, Outcome(UNKNOWN, provider.name, reason=DIED_MID_CALL)) for r in claim.orphaned]
+    outcomes = [(r, Outcome(UNKNOWN, job.provider, reason=DIED_MID_CALL)) for r in claim.orphaned]
     if claim.first_attempt:
-        outcomes += [(r, Outcome(REJECTED, provider.name, reason=r.problem)) for r in job.recipients if r.problem]
-    not_taken: list[tuple[JobRecipient, RecipientOutcome]] = []
+        outcomes += [(r, Outcome(REJECTED, None, reason=r.problem)) for r in job.recipients if r.problem]
+    not_taken: list[Attempt] = []
     if claim.to_send:
-        for recipient, answer in zip(claim.to_send, _call(provider, job.sender, claim.to_send)):
-            if answer.status == NOT_TAKEN:
-                not_taken.append((recipient, answer))
+        for attempt in dispatcher.send(job.sender, claim.to_send, job.provider):
+            if attempt.answer.status == NOT_TAKEN:
+                not_taken.append(attempt)
+            elif attempt.answer.cost or attempt.provider is None:
+                outcomes.append((attempt.recipient, Outcome.of(attempt)))
             else:
-                outcomes.append((recipient, Outcome(answer.status, provider.name, answer.provider_message_id,
-                                                    answer.cost, answer.error_code, answer.reason)))
+                cost = estimate_cost(attempt.provider, attempt.recipient.body)
+                outcomes.append((attempt.recipient, Outcome.of(attempt, cost, cost_estimated=cost is not None)))
     store.record(job, claim, outcomes, clock())
-    reason = (not_taken[0][1].reason or "not taken") if not_taken else ""
-    store.finish(job, claim, [r for r, _ in not_taken], reason, clock())
+    reason = (not_taken[0].answer.reason or "not taken") if not_taken else ""
+    store.finish(job, claim, [a.recipient for a in not_taken], reason, clock())
     for _, outcome in outcomes:
-        report.add(outcome.status)
+        report.add(outcome)
     if not_taken:
-        raise ProviderUnavailable(provider.name, f"{len(not_taken)} message(s) not taken: {reason}")
+        raise ProviderUnavailable(not_taken[0].provider or "every provider",
+                                  f"{len(not_taken)} message(s) not taken: {reason}")
     return report
-
-
-def _call(provider: Provider, sender: str, recipients: list[JobRecipient]) -> list[RecipientOutcome]:
-    try:
-        answers = provider.send(sender, [OutgoingMessage(r.number, r.body) for r in recipients])
-    except ProviderError as problem:
-        return outcomes_of_failed_call(problem, len(recipients))
-    if len(answers) != len(recipients):
-        # An answer we cannot match to messages: the provider took the call, so nothing may be resent.
-        reason = f"provider answered for {len(answers)} of {len(recipients)} messages"
-        return [RecipientOutcome(UNKNOWN, reason=reason)] * len(recipients)
-    known = (SENT, FAILED, UNKNOWN, NOT_TAKEN)
-    return [a if a.status in known else RecipientOutcome(UNKNOWN, reason=f"unexpected status {a.status}")
-            for a in answers]

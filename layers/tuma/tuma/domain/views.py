@@ -8,7 +8,8 @@ from tuma.domain import ids
 from tuma.domain.errors import NotFound
 from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
-_MESSAGE_FIELDS = ("provider_message_id", "cost", "error_code", "reason", "updated_at",
+_MESSAGE_FIELDS = ("provider_message_id", "cost", "cost_estimated", "error_code", "reason", "failover_from",
+                   "failover_reason", "updated_at",
                    "network", "delivery_time", "latency_ms")  # the last three: SayaSMS's delivery report
 
 
@@ -48,7 +49,7 @@ def message_view(request: dict | None, chunk: dict | None, item: dict | None, me
     if status == QUEUED:
         status = _waiting(request)
     view = {"message_id": message_id, "request_id": request["request_id"], "number": number,
-            "status": (item or {}).get("status", status), "provider": (item or {}).get("provider", request["provider"]),
+            "status": (item or {}).get("status", status), "provider": (item or {}).get("provider", request.get("provider")),
             "created_at": request["created_at"]}
     if request.get("scheduled_at"):
         view["scheduled_at"] = request["scheduled_at"]
@@ -74,7 +75,7 @@ def request_view(request: dict | None, chunks: list[dict], items: dict[int, dict
             if _accepted(request, chunk, index):
                 message_id = ids.recipient_id(request_id, index)
                 recipients.append(message_view(request, chunk, items.get(index), message_id))
-    return {"message_id": request_id, "from": request["from"], "provider": request["provider"],
+    return {"message_id": request_id, "from": request["from"], "provider": request.get("provider"),
             "created_at": request["created_at"], **_scheduling(request),
             "counts": count(r["status"] for r in recipients), "recipients": recipients}
 
@@ -91,7 +92,7 @@ def batch_view(request: dict | None, touched_statuses: list[str], batch_id: str)
     if int(request["rejected"]):
         counts[REJECTED] = counts.get(REJECTED, 0) + int(request["rejected"])
     final = sum(n for s, n in counts.items() if s not in (QUEUED, SCHEDULED, "sending"))
-    return {"batch_id": batch_id, "from": request["from"], "provider": request["provider"],
+    return {"batch_id": batch_id, "from": request["from"], "provider": request.get("provider"),
             "created_at": request["created_at"], **_scheduling(request), "total": int(request["total"]),
             "accepted": int(request["accepted"]), "counts": counts, "done": final == int(request["total"])}
 

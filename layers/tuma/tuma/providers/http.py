@@ -3,6 +3,8 @@ domain's three failure kinds."""
 
 from __future__ import annotations
 
+import os
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
@@ -10,7 +12,8 @@ from urllib3.exceptions import NewConnectionError
 from tuma.domain.providers import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
 
 CONNECT_TIMEOUT_S = 3.05
-READ_TIMEOUT_S = 10.0
+# How long to wait for an answer once the request is out; past it the message is `unknown`.
+READ_TIMEOUT_S = float(os.environ.get("PROVIDER_READ_TIMEOUT_S", "10"))
 POOL_SIZE = 32
 
 _session: requests.Session | None = None
@@ -32,17 +35,18 @@ def call(provider: str, method: str, url: str, **kwargs) -> requests.Response:
     try:
         response = session().request(method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
     except requests.exceptions.ConnectTimeout:
-        raise ProviderUnavailable(provider, "connection timed out") from None
+        raise ProviderUnavailable(provider, "connection timed out", code="connect_timeout") from None
     except requests.exceptions.ReadTimeout:
         raise ProviderAmbiguous(provider, f"no answer within {READ_TIMEOUT_S:g} s after the request was sent",
                                 code="read_timeout") from None
     except requests.exceptions.ConnectionError as problem:
         if _never_connected(problem):
-            raise ProviderUnavailable(provider, "connection failed: refused") from None
+            raise ProviderUnavailable(provider, "connection failed: refused", code="connection_refused") from None
         # Closed or reset after the request went out: the provider may have taken it.
         raise ProviderAmbiguous(provider, "connection closed before an answer", code="connection_closed") from None
     if response.status_code == 429 or response.status_code >= 500:
-        raise ProviderUnavailable(provider, f"HTTP {response.status_code}", code=str(response.status_code))
+        raise ProviderUnavailable(provider, f"HTTP {response.status_code}", code=str(response.status_code),
+                                  transient=True)
     return response
 
 

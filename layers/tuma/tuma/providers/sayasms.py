@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuma.domain.providers import OutgoingMessage, ProviderRejected, RecipientOutcome
+from tuma.domain.providers import OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import call, json_body
 
 NAME = "sayasms"
+ACCOUNT_STATUSES = {401, 402}  # our key or our credit, not the message: another provider may send it
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class SayaSms:
             error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
             code = str(error.get("code") or response.status_code)
             message = str(error.get("message") or f"HTTP {response.status_code}")
-            raise ProviderRejected(NAME, f"HTTP {response.status_code}: {message}", code=code)
+            kind = ProviderAccountProblem if response.status_code in ACCOUNT_STATUSES else ProviderRejected
+            raise kind(NAME, f"HTTP {response.status_code}: {message}", code=code)
         return answer
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tuma.domain.providers import (
-    OutgoingMessage, ProviderAmbiguous, ProviderError, ProviderRejected, RecipientOutcome,
+    OutgoingMessage, ProviderAccountProblem, ProviderAmbiguous, ProviderError, ProviderRejected, RecipientOutcome,
     outcomes_of_failed_call)
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import POOL_SIZE, call, json_body
@@ -29,6 +29,7 @@ ERRORS = {
     "X002": "API key not valid for this domain.",
     "X003": "Unknown or invalid user token.",
 }
+ACCOUNT_ERRORS = {"X001", "X002", "X003"}  # our key or token, not the message: another provider may send it
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Sms254:
         code = str(answer.get("statusCode", ""))
         if code == str(SUCCESS):
             return answer
+        if code in ACCOUNT_ERRORS:
+            raise ProviderAccountProblem(NAME, str(answer.get("statusMessage") or ERRORS[code]), code=code)
         if code in ERRORS:
             raise ProviderRejected(NAME, str(answer.get("statusMessage") or ERRORS[code]), code=code)
         if not response.ok:  # a 4xx without 254sms's own code (e.g. a wrong URL): certainly not taken

@@ -29,7 +29,8 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
     expires = expires_at(now)
     request = {
         "pk": pk, "sk": REQUEST_SK, "kind": kind, "request_id": accepted.request_id,
-        "tenant_id": accepted.tenant_id, "provider": accepted.provider, "from": accepted.sender,
+        "tenant_id": accepted.tenant_id, "from": accepted.sender,
+        **({"provider": accepted.provider} if accepted.provider else {}),
         "created_at": accepted.created_at, "total": len(accepted.entries), "accepted": len(accepted.queued),
         "rejected": len(accepted.rejected), "expires_at": expires,
         **({"callback_url": accepted.callback_url} if accepted.callback_url else {}),

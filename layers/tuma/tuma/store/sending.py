@@ -31,7 +31,8 @@ class MessageStore:
         pk = message_pk(job.tenant_id, job.request_id)
         expires = expires_at(now)
         items = [{"pk": pk, "sk": REQUEST_SK, "kind": "producer", "request_id": job.request_id,
-                  "tenant_id": job.tenant_id, "provider": job.provider, "from": job.sender,
+                  "tenant_id": job.tenant_id, **({"provider": job.provider} if job.provider else {}),
+                  "from": job.sender,
                   "created_at": iso_millis(now), "total": len(job.recipients),
                   # A producer's bad numbers are recorded as rejected messages, so all count as accepted.
                   "accepted": len(job.recipients), "rejected": 0, "expires_at": expires,
@@ -53,7 +54,7 @@ class MessageStore:
             old = table().update_item(
                 Key=_job_key(job),
                 UpdateExpression=(
-                    "SET #state = :in_flight, claim_token = :token, claimed_at = :now, provider = :provider, "
+                    "SET #state = :in_flight, claim_token = :token, claimed_at = :now, "
                     "attempts = if_not_exists(attempts, :zero) + :one, pending = if_not_exists(pending, :all), "
                     "expires_at = :expires"),
                 ConditionExpression=("attribute_not_exists(#state) OR #state = :retry "
@@ -61,7 +62,7 @@ class MessageStore:
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":in_flight": IN_FLIGHT, ":retry": RETRY, ":token": token, ":now": now.isoformat(),
-                    ":stale_before": (now - in_flight_grace).isoformat(), ":provider": job.provider,
+                    ":stale_before": (now - in_flight_grace).isoformat(),
                     ":zero": 0, ":one": 1, ":all": [r.index for r in job.sendable], ":expires": expires_at(now)},
                 ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD").get("Attributes") or {}
         except ClientError as problem:
@@ -115,15 +116,26 @@ def _job_key(job: SendJob) -> dict:
 
 
 def _message_item(job: SendJob, claim: Claim, recipient: JobRecipient, outcome: Outcome, at: str, expires: int) -> dict:
-    entry = {"status": outcome.status, "at": at, "provider": outcome.provider}
+    by = {"provider": outcome.provider} if outcome.provider else {}
+    entry = {"status": outcome.status, "at": at, **by}
     item = {"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(recipient.index),
             "message_id": recipient.message_id, "number": recipient.number, "status": outcome.status,
-            "provider": outcome.provider, "created_at": claim.claimed_at or at, "updated_at": at, "expires_at": expires}
+            **by, "created_at": claim.claimed_at or at, "updated_at": at, "expires_at": expires}
     for name in ("provider_message_id", "cost", "error_code", "reason"):
         if getattr(outcome, name):
             entry[name] = item[name] = getattr(outcome, name)
+    for name in ("failover_from", "failover_reason", "cost_estimated"):
+        if getattr(outcome, name):
+            item[name] = getattr(outcome, name)
     tried = outcome.status not in (REJECTED,) and recipient.index not in {r.index for r in claim.orphaned}
-    item["history"] = ([{"status": SENDING, "at": claim.claimed_at, "provider": outcome.provider}] if tried else []) + [entry]
+    history = []
+    if tried and outcome.failover_from:
+        # Which provider was tried first, why it did not send, and which one did.
+        history += [{"status": SENDING, "at": claim.claimed_at, "provider": outcome.failover_from},
+                    {"status": SENDING, "at": at, **by, "reason": f"failover: {outcome.failover_reason}"}]
+    elif tried:
+        history.append({"status": SENDING, "at": claim.claimed_at, **by})
+    item["history"] = history + [entry]
     if job.callback_url:
         item["callback_url"] = job.callback_url
     return item

@@ -1,0 +1,95 @@
+"""The providers' circuit breakers in DynamoDB (rules in tuma.domain.circuit), one item per
+provider, shared by every sender instance:
+
+  PROVIDER#<name> / CIRCUIT    state (closed | open | half_open), since, failures
+
+A closed circuit costs one read per provider call, and a write only when a call fails or the
+first healthy call after failures resets the count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from botocore.exceptions import ClientError
+
+from tuma.domain.circuit import CLOSED, HALF_OPEN, OPEN, CircuitSettings, Gate, probe_due
+from tuma.observability import logger
+from tuma.store.table import is_conditional_failure, table
+
+CIRCUIT_SK = "CIRCUIT"
+
+
+def circuit_key(provider: str) -> dict:
+    return {"pk": f"PROVIDER#{provider}", "sk": CIRCUIT_SK}
+
+
+def read_circuit(provider: str) -> dict:
+    """The circuit as stored: {"state", "since", "failures"} (closed with no failures if never written)."""
+    item = table().get_item(Key=circuit_key(provider), ConsistentRead=True).get("Item") or {}
+    return {"state": item.get("state", CLOSED), "since": item.get("since"), "failures": int(item.get("failures", 0))}
+
+
+class DynamoBreaker:
+    """tuma.domain.circuit.Breaker with its state in the table."""
+
+    def __init__(self, settings: CircuitSettings):
+        self.settings = settings
+
+    def gate(self, provider: str, now: datetime) -> Gate:
+        circuit = read_circuit(provider)
+        state, since, failures = circuit["state"], circuit["since"], circuit["failures"]
+        if state == CLOSED:
+            return Gate(True, failures=failures)
+        if not probe_due(state, datetime.fromisoformat(since), now, self.settings):
+            return Gate(False, failures=failures, state=state, since=since)
+        try:  # one sender wins the probe: the write is conditioned on the state it read
+            table().update_item(
+                Key=circuit_key(provider), UpdateExpression="SET #state = :half_open, since = :now",
+                ConditionExpression="#state = :state AND since = :since",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":half_open": HALF_OPEN, ":now": now.isoformat(), ":state": state,
+                                           ":since": since})
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+            return Gate(False, failures=failures, state=state, since=since)
+        logger.info("circuit half-open: one probe call", extra={"provider": provider})
+        return Gate(True, probe=True, failures=failures, state=HALF_OPEN, since=now.isoformat())
+
+    def record(self, provider: str, gate: Gate, healthy: bool, now: datetime) -> None:
+        if healthy:
+            if gate.failures or gate.state != CLOSED:
+                self._set(provider, CLOSED, now, failures=0)
+                if gate.state != CLOSED:
+                    logger.info("circuit closed", extra={"provider": provider})
+            return
+        failures = int(table().update_item(
+            Key=circuit_key(provider), UpdateExpression="ADD failures :one SET last_failure_at = :now",
+            ExpressionAttributeValues={":one": 1, ":now": now.isoformat()},
+            ReturnValues="UPDATED_NEW")["Attributes"]["failures"])
+        if gate.probe:
+            self._set(provider, OPEN, now)
+            logger.warning("circuit opened again: the probe failed", extra={"provider": provider})
+        elif failures >= self.settings.threshold and self._open_if_closed(provider, now):
+            logger.warning("circuit opened", extra={"provider": provider, "failures": failures})
+
+    def _set(self, provider: str, state: str, now: datetime, failures: int | None = None) -> None:
+        reset = ", failures = :failures" if failures is not None else ""
+        table().update_item(
+            Key=circuit_key(provider), UpdateExpression=f"SET #state = :state, since = :now{reset}",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": state, ":now": now.isoformat(),
+                                       **({":failures": failures} if failures is not None else {})})
+
+    def _open_if_closed(self, provider: str, now: datetime) -> bool:
+        try:
+            table().update_item(
+                Key=circuit_key(provider), UpdateExpression="SET #state = :open, since = :now",
+                ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":open": OPEN, ":now": now.isoformat(), ":closed": CLOSED})
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+            return False
+        return True
