@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from tuma.domain import ids, scheduling
 from tuma.domain.errors import Conflict, NotFound
 from tuma.domain.requests import iso_millis
 from tuma.domain.status import CANCELLED, REJECTED
 from tuma.domain.views import batch_view, message_view, request_view
-from tuma.observability import logger
+from tuma.observability import logger, metrics
 from tuma.store import cancels, messages, schedules
 from tuma.store.table import expires_at
 
 SENT_ALREADY = "has already been sent or is being sent: the sender took it before this cancel"
+NO_JOBS = ("cannot be cancelled: Tuma keeps no record of its send jobs (a producer put it on the queue, "
+           "or it was accepted before cancelling existed)")
 
 
 def cancel(tenant_id: str, message_id: str, now: datetime) -> dict:
@@ -40,25 +44,26 @@ def _cancel_request(tenant_id: str, request_id: str, now: datetime) -> dict:
         raise Conflict("already_cancelled", f"{request_id} was already cancelled at {request['cancelled_at']}.")
     starts = [int(s) for s in request.get("job_starts") or []]
     if not starts:
-        raise Conflict("not_cancellable", f"{request_id} was put on the queue by a producer and is sent as it "
-                                          "arrives: only requests made through the API can be cancelled.")
+        raise Conflict("not_cancellable", f"{request_id} {NO_JOBS}.")
     at, expires = iso_millis(now), expires_at(now)
     members = scheduling.job_members(starts, int(request["total"]), cancels.rejected_positions(tenant_id, request_id))
-    won = 0
+    won = cancelled = 0
     for start in starts:
         cancelled_now, job = cancels.cancel_job(tenant_id, request_id, start, at, expires)
         # A job found cancelled on a request not marked cancelled: an earlier cancel died here.
         if cancelled_now or job.get("state") == cancels.JOB_CANCELLED:
             won += 1
             skipped = cancels.cancelled_positions(job)  # cancelled one by one: their items exist
-            cancels.put_cancelled_messages(tenant_id, request_id, [i for i in members[start] if i not in skipped],
-                                           at, expires)
+            indices = [i for i in members[start] if i not in skipped]
+            cancels.put_cancelled_messages(tenant_id, request_id, indices, at, expires)
+            cancelled += len(indices)
     if not won:
         raise Conflict("already_sent", f"{request_id} {SENT_ALREADY}.")
     cancels.mark_request_cancelled(tenant_id, request_id, at)
     if request.get("scheduled_at") and not request.get("released_at"):
         _delete_schedule(request_id)
     logger.info("request cancelled", extra={"message_id": request_id, "jobs": len(starts), "jobs_cancelled": won})
+    metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=cancelled)
     if ids.is_batch(request_id):
         return batch_view(*messages.get_statuses(tenant_id, request_id), request_id)
     return request_view(*messages.get_request(tenant_id, request_id), request_id)
@@ -83,8 +88,7 @@ def _cancel_message(tenant_id: str, request_id: str, index: int, message_id: str
         raise Conflict("already_sent", f"{message_id} is {view['status']}: it {SENT_ALREADY}.")
     start = scheduling.job_of([int(s) for s in request.get("job_starts") or []], index)
     if start is None:
-        raise Conflict("not_cancellable", f"{message_id} was put on the queue by a producer and is sent as it "
-                                          "arrives: only messages sent through the API can be cancelled.")
+        raise Conflict("not_cancellable", f"{message_id} {NO_JOBS}.")
     at, expires = iso_millis(now), expires_at(now)
     cancelled_now, job = cancels.cancel_in_job(tenant_id, request_id, start, index, expires)
     # Already in the job's cancelled set with no message item: an earlier cancel died here.
@@ -94,4 +98,5 @@ def _cancel_message(tenant_id: str, request_id: str, index: int, message_id: str
         raise Conflict("already_sent", f"{message_id} {SENT_ALREADY}.")
     cancels.put_cancelled_message(tenant_id, request_id, index, at, expires)
     logger.info("message cancelled", extra={"message_id": message_id})
+    metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=1)
     return message_view(*messages.get_message(tenant_id, request_id, index), message_id)
