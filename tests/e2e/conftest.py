@@ -30,6 +30,9 @@ class Client:
     def get(self, path: str) -> requests.Response:
         return self.session.get(self.base_url + path, timeout=30)
 
+    def delete(self, path: str) -> requests.Response:
+        return self.session.delete(self.base_url + path, timeout=30)
+
     def wait_for(self, message_id: str, done=lambda m: m["status"] in FINAL_OR_SENT, seconds: float = 60) -> dict:
         """Poll GET /v1/messages/{id} until `done(view)` or the deadline; the view either way."""
         deadline = time.monotonic() + seconds
@@ -65,10 +68,11 @@ class Simulator:
 
 # Short enough to watch a message expire, a callback be retried, a circuit open and close, and a
 # provider's silence become `unknown` within a test. The balance monitor's schedule is pushed out
-# of the session: tests invoke it and count provider calls.
+# of the session: tests invoke it and count provider calls. SchedulerMinLeadSeconds=0: a send
+# scheduled seconds ahead still goes through the one-time schedule.
 E2E_PARAMETERS = {"ExpireAfterSeconds": "3", "CallbackBackoffSeconds": "1", "CallbackMaxAttempts": "4",
                   "ExpiryCheckMinutes": "60", "BalanceCheckMinutes": "60", "CircuitFailureThreshold": "2",
-                  "CircuitCooloffSeconds": "8", "ProviderReadTimeoutSeconds": "5"}
+                  "CircuitCooloffSeconds": "8", "ProviderReadTimeoutSeconds": "5", "SchedulerMinLeadSeconds": "0"}
 
 
 @pytest.fixture(scope="session")

@@ -310,9 +310,18 @@ def test_unknown_fields_are_refused_by_name():
                                {"field": "priority", "reason": "unknown field"}]
 
 
-def test_scheduled_at_is_refused_until_scheduling_exists():
-    problem = refused(request(scheduled_at="2026-03-13T15:00:00Z"))
-    assert problem.details == [{"field": "scheduled_at", "reason": "scheduling is not supported yet"}]
+def test_a_scheduled_send_answers_scheduled_with_its_time_in_utc():
+    accepted = accept(request(to=["+254712345678", "0712"], scheduled_at="2026-03-14T09:00:00.5+03:00"))
+    response = send_response(accepted)
+
+    assert accepted.scheduled_at == "2026-03-14T06:00:00.500Z"
+    assert response["status"] == "scheduled" and response["scheduled_at"] == "2026-03-14T06:00:00.500Z"
+    assert [r["status"] for r in response["recipients"]] == ["scheduled", "rejected"]
+
+
+def test_a_scheduled_at_in_the_past_is_refused_with_the_other_problems():
+    problem = refused(request(scheduled_at="2026-03-13T14:00:00Z", body=""))
+    assert sorted(problem_fields(problem)) == ["body", "scheduled_at"]
 
 
 def test_every_problem_is_listed_at_once_and_the_message_names_the_first():

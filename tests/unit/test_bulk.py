@@ -168,8 +168,9 @@ def test_nothing_sendable_is_a_400_naming_each_entry():
     ({"messages": [{"to": "0712345678", "body": "x"}]}, "from", "is required"),
     (messages_form(("0712345678", "x"), provider="twilio"), "provider", "must be one of 254sms, sayasms"),
     (messages_form(("0712345678", "x"), callback_url="not a url"), "callback_url", "must be an absolute http(s) URL"),
-    (messages_form(("0712345678", "x"), scheduled_at="2026-03-14T08:00:00Z"), "scheduled_at",
-     "scheduling is not supported yet"),
+    (messages_form(("0712345678", "x"), scheduled_at="2026-03-14T08:00:00"), "scheduled_at",
+     "has no UTC offset, so the time is ambiguous: add Z for UTC or an offset such as +03:00 (Nairobi), "
+     "e.g. 2026-03-14T09:00:00+03:00"),
     (messages_form(("0712345678", "x"), body="shared"), "body", "unknown field"),
 ])
 def test_request_level_problems_are_a_400(payload, field, reason):

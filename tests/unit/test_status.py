@@ -8,12 +8,14 @@ import pytest
 
 from tuma.domain import status as machine
 from tuma.domain.status import (
-    DELIVERED, FAILED, FINAL, QUEUED, RANK, REJECTED, SENDING, SENT, UNKNOWN, earlier_than, may_move)
+    CANCELLED, DELIVERED, FAILED, FINAL, QUEUED, RANK, REJECTED, SCHEDULED, SENDING, SENT, UNKNOWN, earlier_than,
+    may_move)
 
 ALL = list(RANK)  # every status the machine knows
 EXPIRED = getattr(machine, "EXPIRED", None)  # "no final report in time", where the machine has it
 
 FORWARD = [
+    (SCHEDULED, QUEUED), (SCHEDULED, CANCELLED), (QUEUED, CANCELLED),
     (QUEUED, SENDING), (QUEUED, SENT), (QUEUED, UNKNOWN), (QUEUED, FAILED), (QUEUED, REJECTED),
     (SENDING, SENT), (SENDING, FAILED), (SENDING, UNKNOWN), (SENDING, DELIVERED),
     (UNKNOWN, SENT), (UNKNOWN, DELIVERED), (UNKNOWN, FAILED),  # a late report settles an unknown
@@ -22,8 +24,8 @@ FORWARD = [
 
 
 def test_the_documented_statuses_are_all_known():
-    assert {QUEUED, SENDING, SENT, DELIVERED, FAILED, REJECTED, UNKNOWN} <= set(ALL)
-    assert FINAL == {DELIVERED, FAILED, REJECTED}
+    assert {SCHEDULED, QUEUED, SENDING, SENT, DELIVERED, FAILED, REJECTED, UNKNOWN, CANCELLED} <= set(ALL)
+    assert FINAL == {DELIVERED, FAILED, REJECTED, CANCELLED}
 
 
 @pytest.mark.parametrize("current, new", FORWARD)
@@ -82,7 +84,9 @@ def test_earlier_than_lists_exactly_the_statuses_a_conditional_write_may_replace
 
 
 @pytest.mark.parametrize("new, must, must_not", [
-    (QUEUED, [], ALL),
+    (SCHEDULED, [], ALL),
+    (QUEUED, [SCHEDULED], [s for s in ALL if s != SCHEDULED]),
+    (CANCELLED, [SCHEDULED, QUEUED], [CANCELLED, DELIVERED, FAILED, REJECTED]),
     (SENDING, [QUEUED], [SENDING, SENT, UNKNOWN, DELIVERED, FAILED, REJECTED]),
     (UNKNOWN, [QUEUED, SENDING], [UNKNOWN, SENT, DELIVERED, FAILED, REJECTED]),
     (SENT, [QUEUED, SENDING, UNKNOWN], [SENT, DELIVERED, FAILED, REJECTED]),

@@ -77,6 +77,11 @@ def sayasms_callback_url() -> str | None:
     return f"{base}?token={quote(webhook_token(), safe='')}" if base else None
 
 
+def scheduler_min_lead() -> timedelta:
+    """A scheduled send closer than this is held on the queue, not by a one-time schedule."""
+    return timedelta(seconds=int(env("SCHEDULER_MIN_LEAD_S", "60")))
+
+
 def expire_after() -> timedelta:
     return timedelta(seconds=int(env("EXPIRE_AFTER_S", "172800")))
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from tuma.domain import fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
 from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, entry_for, iso_millis
-from tuma.domain.status import QUEUED, REJECTED
+from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
 MAX_MESSAGES = 10_000
 _FIELDS = {"from", "messages", "template", "recipients", "callback_url", "provider", "scheduled_at"}
@@ -25,7 +25,7 @@ def accept_bulk(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
     payload = fields.require_object(payload)
     problems: list[dict] = []
     fields.unknown_fields(payload, _FIELDS, problems)
-    fields.no_scheduling(payload, problems)
+    scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
     sender = fields.sender(payload.get("from"), problems)
     provider = fields.pinned_provider(payload, problems)
     callback_url = fields.callback_url(payload.get("callback_url"), problems)
@@ -47,13 +47,14 @@ def accept_bulk(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
         raise ValidationFailed("no_sendable_message", f"No entry of `{items_field}` can be sent.",
                                [{"field": f"{items_field}[{e.index - 1}]", "reason": e.reason} for e in entries[:100]])
     return AcceptedRequest(request_id=batch_id, tenant_id=tenant_id, sender=sender, body=None, provider=provider,
-                           callback_url=callback_url, created_at=iso_millis(now), entries=entries)
+                           callback_url=callback_url, created_at=iso_millis(now), entries=entries,
+                           scheduled_at=iso_millis(scheduled_at) if scheduled_at else None)
 
 
 def bulk_response(accepted: AcceptedRequest) -> dict:
     batch_id = accepted.request_id
-    return {
-        "status": QUEUED,
+    answer = {
+        "status": SCHEDULED if accepted.scheduled_at else QUEUED,
         "batch_id": batch_id,
         "provider": accepted.provider,
         "total": len(accepted.entries),
@@ -67,6 +68,9 @@ def bulk_response(accepted: AcceptedRequest) -> dict:
         },
         "created_at": accepted.created_at,
     }
+    if accepted.scheduled_at:
+        answer["scheduled_at"] = accepted.scheduled_at
+    return answer
 
 
 def _template(payload: dict, problems: list[dict]) -> list | None:

@@ -28,3 +28,9 @@ class TooLarge(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+class Conflict(ApiError):
+    """The request is well formed but the resource's state refuses it (e.g. cancelling a sent message)."""
+
+    status = 409

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from urllib.parse import urlparse
 
 from tuma.domain.errors import ValidationFailed
 from tuma.domain.requests import body_problem
+from tuma.domain.scheduling import parse_scheduled_at
 
 PROVIDERS = ("254sms", "sayasms")
 _ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9]{1,11}$")
@@ -59,9 +61,14 @@ def callback_url(value: object, problems: list[dict]) -> str | None:
     return value
 
 
-def no_scheduling(payload: dict, problems: list[dict]) -> None:
-    if "scheduled_at" in payload:
-        problems.append({"field": "scheduled_at", "reason": "scheduling is not supported yet"})
+def scheduled_at(value: object, now: datetime, problems: list[dict]) -> datetime | None:
+    """The send time in UTC, or None to send now (tuma.domain.scheduling has the rules)."""
+    if value is None:
+        return None
+    moment, problem = parse_scheduled_at(value, now)
+    if problem:
+        problems.append({"field": "scheduled_at", "reason": problem})
+    return moment
 
 
 def raise_if_any(problems: list[dict]) -> None:

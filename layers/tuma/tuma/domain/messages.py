@@ -1,7 +1,7 @@
 """POST /v1/messages: one body to one or more recipients.
 
-The request has SayaSMS's shape (`to[]`, `from`, `body`, `callback_url?`) plus an optional
-`provider`, so that SayaSMS's documented requests work unchanged against Tuma. Bad recipients are
+The request has SayaSMS's shape (`to[]`, `from`, `body`, `callback_url?`, `scheduled_at?`) plus an
+optional `provider`, so that SayaSMS's documented requests work unchanged against Tuma. Bad recipients are
 rejected one by one; anything else wrong, or no sendable recipient, is a 400 naming every problem."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 from tuma.domain import fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
 from tuma.domain.requests import AcceptedRequest, Entry, entry_for, iso_millis
-from tuma.domain.status import QUEUED
+from tuma.domain.status import QUEUED, SCHEDULED
 
 MAX_RECIPIENTS = 1000  # one job, one 254sms call; larger sends belong on /v1/messages/bulk
 _FIELDS = {"to", "from", "body", "callback_url", "scheduled_at", "provider"}
@@ -21,7 +21,7 @@ def accept_send(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
     payload = fields.require_object(payload)
     problems: list[dict] = []
     fields.unknown_fields(payload, _FIELDS, problems)
-    fields.no_scheduling(payload, problems)
+    scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
     sender = fields.sender(payload.get("from"), problems)
     body = fields.body(payload.get("body"), problems)
     provider = fields.pinned_provider(payload, problems)
@@ -36,18 +36,24 @@ def accept_send(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
         raise ValidationFailed("no_sendable_recipient", "No recipient in `to` can be sent to.",
                                [{"field": f"to[{e.index - 1}]", "reason": e.reason} for e in entries])
     return AcceptedRequest(request_id=request_id, tenant_id=tenant_id, sender=sender, body=body,
-                           provider=provider, callback_url=callback_url, created_at=iso_millis(now), entries=entries)
+                           provider=provider, callback_url=callback_url, created_at=iso_millis(now), entries=entries,
+                           scheduled_at=iso_millis(scheduled_at) if scheduled_at else None)
 
 
 def send_response(accepted: AcceptedRequest) -> dict:
-    """The 202 answer, in SayaSMS's response shape."""
-    return {"status": QUEUED, "message_id": accepted.request_id, "provider": accepted.provider,
-            "encoding": accepted.shared_measure.encoding, "segments": accepted.shared_measure.segments,
-            "recipients": [_recipient_view(e) for e in accepted.entries], "created_at": accepted.created_at}
+    """The 202 answer, in SayaSMS's response shape (`scheduled` with its time when scheduled)."""
+    waiting = SCHEDULED if accepted.scheduled_at else QUEUED
+    answer = {"status": waiting, "message_id": accepted.request_id, "provider": accepted.provider,
+              "encoding": accepted.shared_measure.encoding, "segments": accepted.shared_measure.segments,
+              "recipients": [_recipient_view(e, waiting) for e in accepted.entries], "created_at": accepted.created_at}
+    if accepted.scheduled_at:
+        answer["scheduled_at"] = accepted.scheduled_at
+    return answer
 
 
-def _recipient_view(entry: Entry) -> dict:
-    view = {"number": entry.number or entry.given, "status": entry.status, "message_id": entry.message_id}
+def _recipient_view(entry: Entry, waiting: str = QUEUED) -> dict:
+    status = waiting if entry.status == QUEUED else entry.status
+    view = {"number": entry.number or entry.given, "status": status, "message_id": entry.message_id}
     if entry.reason:
         view["reason"] = entry.reason
     return view

@@ -61,6 +61,7 @@ class AcceptedRequest:
     callback_url: str | None
     created_at: str
     entries: list[Entry] = field(default_factory=list)
+    scheduled_at: str | None = None  # iso_millis (UTC); None: send now
 
     @property
     def queued(self) -> list[Entry]:

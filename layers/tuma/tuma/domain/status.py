@@ -1,5 +1,7 @@
 """The status machine: queued → sending → sent → delivered | failed, plus rejected, unknown and
 expired (no final delivery report in time; a later delivered or failed report still replaces it).
+A scheduled request's messages are `scheduled` until their time, and `cancelled` (final) when
+cancelled before the sender took them (tuma.domain.scheduling).
 
 Status only moves forward; a late or repeated event is kept in the history but never moves a
 message back. The store enforces the same order with conditional writes."""
@@ -9,11 +11,13 @@ from __future__ import annotations
 QUEUED, SENDING, SENT, DELIVERED, FAILED, REJECTED, UNKNOWN = (
     "queued", "sending", "sent", "delivered", "failed", "rejected", "unknown")
 EXPIRED = "expired"
+SCHEDULED, CANCELLED = "scheduled", "cancelled"
 
 # Rank by how far a message has got; finals share the top rank so none replaces another.
 # `expired` ranks above `sent` and below the finals: a late delivered/failed report still wins.
-RANK = {QUEUED: 0, SENDING: 1, UNKNOWN: 2, SENT: 3, EXPIRED: 4, DELIVERED: 5, FAILED: 5, REJECTED: 5}
-FINAL = frozenset({DELIVERED, FAILED, REJECTED})
+RANK = {SCHEDULED: 0, QUEUED: 1, SENDING: 2, UNKNOWN: 3, SENT: 4, EXPIRED: 5,
+        DELIVERED: 6, FAILED: 6, REJECTED: 6, CANCELLED: 6}
+FINAL = frozenset({DELIVERED, FAILED, REJECTED, CANCELLED})
 
 
 def may_move(current: str | None, new: str) -> bool:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from tuma.domain import ids
 from tuma.domain.errors import NotFound
 from tuma.domain.segments import GSM7, UCS2
-from tuma.domain.status import QUEUED, REJECTED
+from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
 _MESSAGE_FIELDS = ("provider_message_id", "cost", "cost_estimated", "error_code", "reason", "failover_from",
                    "failover_reason", "updated_at",
@@ -41,21 +41,38 @@ def _measured(chunk: dict, index: int) -> dict:
     return {}
 
 
+def _waiting(request: dict) -> str:
+    """What a sendable message the sender has not touched is: scheduled until its request is
+    released to the queue (tuma.store.schedules), then queued."""
+    return SCHEDULED if request.get("scheduled_at") and not request.get("released_at") else QUEUED
+
+
+def _scheduling(request: dict) -> dict:
+    return {name: request[name] for name in ("scheduled_at", "cancelled_at") if request.get(name)}
+
+
 def message_view(request: dict | None, chunk: dict | None, item: dict | None, message_id: str) -> dict:
     index = ids.parse_message_id(message_id)[1]
     accepted = _accepted(request, chunk, index) if request else None
     if accepted is None:
         raise NotFound("not_found", f"No message {message_id}.")
     number, status, reason = accepted
+    first = SCHEDULED if status == QUEUED and request.get("scheduled_at") else status
+    if status == QUEUED:
+        status = _waiting(request)
     view = {"message_id": message_id, "request_id": request["request_id"], "number": number,
             "status": (item or {}).get("status", status), "provider": (item or {}).get("provider", request.get("provider")),
             "created_at": request["created_at"]}
     view.update(_measured(chunk, index))
+    if request.get("scheduled_at"):
+        view["scheduled_at"] = request["scheduled_at"]
     if item:
         view.update(_plain({name: item[name] for name in _MESSAGE_FIELDS if item.get(name) is not None}))
     elif reason:
         view["reason"] = reason
-    history = [{"status": status, "at": request["created_at"], **({"reason": reason} if reason else {})}]
+    history = [{"status": first, "at": request["created_at"], **({"reason": reason} if reason else {})}]
+    if first == SCHEDULED and request.get("released_at"):
+        history.append({"status": QUEUED, "at": request["released_at"]})
     view["history"] = history + [_plain(entry) for entry in (item or {}).get("history", [])]
     return view
 
@@ -72,23 +89,24 @@ def request_view(request: dict | None, chunks: list[dict], items: dict[int, dict
                 message_id = ids.recipient_id(request_id, index)
                 recipients.append(message_view(request, chunk, items.get(index), message_id))
     return {"message_id": request_id, "from": request["from"], "provider": request.get("provider"),
-            "created_at": request["created_at"], "counts": count(r["status"] for r in recipients),
-            "recipients": recipients}
+            "created_at": request["created_at"], **_scheduling(request),
+            "counts": count(r["status"] for r in recipients), "recipients": recipients}
 
 
 def batch_view(request: dict | None, touched_statuses: list[str], batch_id: str) -> dict:
-    """Counts per status of a batch: messages the sender has not touched yet are still queued."""
+    """Counts per status of a batch: messages the sender has not touched yet are still queued
+    (or scheduled)."""
     if request is None:
         raise NotFound("not_found", f"No batch {batch_id}.")
     counts = count(touched_statuses)
     untouched = int(request["accepted"]) - len(touched_statuses)
     if untouched:
-        counts[QUEUED] = counts.get(QUEUED, 0) + untouched
+        counts[_waiting(request)] = counts.get(_waiting(request), 0) + untouched
     if int(request["rejected"]):
         counts[REJECTED] = counts.get(REJECTED, 0) + int(request["rejected"])
-    final = sum(n for s, n in counts.items() if s not in (QUEUED, "sending"))
+    final = sum(n for s, n in counts.items() if s not in (QUEUED, SCHEDULED, "sending"))
     return {"batch_id": batch_id, "from": request["from"], "provider": request.get("provider"),
-            "created_at": request["created_at"], "total": int(request["total"]),
+            "created_at": request["created_at"], **_scheduling(request), "total": int(request["total"]),
             "accepted": int(request["accepted"]), "counts": counts, "done": final == int(request["total"])}
 
 

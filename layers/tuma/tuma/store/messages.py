@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from boto3.dynamodb.conditions import Key
 
 from tuma.domain.ids import chunk_start
+from tuma.domain.scheduling import job_start
+from tuma.store.schedules import held_job_item
 from tuma.store.table import REQUEST_SK, batch_write, chunk_sk, expires_at, message_pk, recipient_sk, table
 
 if TYPE_CHECKING:  # the status function reads messages without loading the validation code
@@ -18,8 +20,11 @@ if TYPE_CHECKING:  # the status function reads messages without loading the vali
 
 # --- accepting -----------------------------------------------------------------------------
 
-def put_request(accepted: "AcceptedRequest", kind: str, now: datetime) -> None:
-    """The request item and its chunk items: one BatchWriteItem per 25 items."""
+def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: list[dict] = (),
+                hold: bool = False) -> None:
+    """The request item and its chunk items: one BatchWriteItem per 25 items. The request keeps
+    where its `jobs` start (so that its messages can be cancelled), and a request to `hold` for
+    its scheduled time keeps the jobs themselves (tuma.store.schedules)."""
     pk = message_pk(accepted.tenant_id, accepted.request_id)
     expires = expires_at(now)
     request = {
@@ -28,10 +33,13 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime) -> None:
         **({"provider": accepted.provider} if accepted.provider else {}),
         "created_at": accepted.created_at, "total": len(accepted.entries), "accepted": len(accepted.queued),
         "rejected": len(accepted.rejected), "expires_at": expires,
-        **({"callback_url": accepted.callback_url} if accepted.callback_url else {})}
+        **({"callback_url": accepted.callback_url} if accepted.callback_url else {}),
+        **({"scheduled_at": accepted.scheduled_at} if accepted.scheduled_at else {}),
+        **({"job_starts": [job_start(j) for j in jobs]} if jobs else {})}
     chunks = [{"pk": pk, "sk": chunk_sk(c.start), "numbers": c.numbers, "rejected": c.rejected,
                "segments": c.segments, "encodings": c.encodings, "expires_at": expires} for c in accepted.chunks()]
-    batch_write([request, *chunks])
+    held = [held_job_item(pk, job, expires) for job in jobs] if hold else []
+    batch_write([request, *chunks, *held])
 
 
 # --- reading -------------------------------------------------------------------------------

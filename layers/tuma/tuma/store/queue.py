@@ -20,26 +20,27 @@ def _sqs():
         return boto3.client("sqs")
 
 
-def enqueue(jobs: list[dict]) -> None:
+def enqueue(jobs: list[dict], delay_seconds: int = 0) -> None:
     """Put jobs on the send queue with as few SendMessageBatch calls as SQS's limits allow,
-    retrying entries SQS reports as failed."""
+    retrying entries SQS reports as failed; `delay_seconds` (at most 900) hides them that long."""
     bodies = [json.dumps(job, separators=(",", ":"), ensure_ascii=False) for job in jobs]
     batch: list[str] = []
     for body in bodies:
         if batch and (len(batch) == MAX_BATCH_ENTRIES or _size(batch) + len(body.encode()) > MAX_BATCH_BYTES):
-            _send_batch(batch)
+            _send_batch(batch, delay_seconds)
             batch = []
         batch.append(body)
     if batch:
-        _send_batch(batch)
+        _send_batch(batch, delay_seconds)
 
 
 def _size(bodies: list[str]) -> int:
     return sum(len(b.encode()) for b in bodies)
 
 
-def _send_batch(bodies: list[str]) -> None:
-    entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
+def _send_batch(bodies: list[str], delay_seconds: int = 0) -> None:
+    entries = [{"Id": str(i), "MessageBody": body, **({"DelaySeconds": delay_seconds} if delay_seconds else {})}
+               for i, body in enumerate(bodies)]
     for _ in range(5):
         failed = _sqs().send_message_batch(QueueUrl=os.environ["SEND_QUEUE_URL"], Entries=entries).get("Failed") or []
         if not failed:

@@ -75,14 +75,16 @@ class MessageStore:
                 raise
             return Claim(BUSY if item_at_failure(problem).get("state") == IN_FLIGHT else DONE)
         claim = Claim(CLAIMED, token=token, first_attempt="state" not in old, claimed_at=iso_millis(now))
-        by_index = {r.index: r for r in job.sendable}
+        # Messages cancelled one by one before this first claim (tuma.store.cancels) are left out.
+        cancelled = {int(i) for i in old.get("cancelled", ())}
+        by_index = {r.index: r for r in job.sendable if r.index not in cancelled}
         pending = [by_index[int(i)] for i in old.get("pending", []) if int(i) in by_index]
         if old.get("state") == IN_FLIGHT:
             claim.orphaned = pending
         elif old.get("state") == RETRY:
             claim.to_send = pending
         else:
-            claim.to_send = job.sendable
+            claim.to_send = list(by_index.values())
         return claim
 
     def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:

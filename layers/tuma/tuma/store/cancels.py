@@ -1,0 +1,106 @@
+"""Cancelling in DynamoDB: conditional writes on job items, so that a cancel and the sender's claim
+(tuma.store.sending.MessageStore.claim) can never both win, then `cancelled` message items.
+
+A job item the sender has not claimed has no `state`:
+- cancelling a whole request sets each such job's `state` to `cancelled` (the claim refuses it);
+- cancelling one message adds its position to the job's `cancelled` number set (the claim leaves
+  those positions out of what it sends).
+Both only succeed while `state` does not exist, that is, before the sender's first claim."""
+
+from __future__ import annotations
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from tuma.domain.ids import recipient_id
+from tuma.domain.status import CANCELLED
+from tuma.store.table import (
+    REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, recipient_sk, table)
+
+JOB_CANCELLED = "cancelled"  # a job item's state, beside tuma.store.sending's in_flight | retry | done
+
+
+def _job_key(tenant_id: str, request_id: str, start: int) -> dict:
+    return {"pk": message_pk(tenant_id, request_id), "sk": job_sk(start)}
+
+
+def cancel_job(tenant_id: str, request_id: str, start: int, at: str, expires: int) -> tuple[bool, dict]:
+    """(True, the item before) if the job was cancelled now, else (False, the item found)."""
+    try:
+        old = table().update_item(
+            Key=_job_key(tenant_id, request_id, start),
+            UpdateExpression=("SET #state = :cancelled, cancelled_at = :at, "
+                              "expires_at = if_not_exists(expires_at, :expires)"),
+            ConditionExpression="attribute_not_exists(#state)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":cancelled": JOB_CANCELLED, ":at": at, ":expires": expires},
+            ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as problem:
+        if not is_conditional_failure(problem):
+            raise
+        return False, item_at_failure(problem)
+    return True, old.get("Attributes") or {}
+
+
+def cancel_in_job(tenant_id: str, request_id: str, start: int, index: int, expires: int) -> tuple[bool, dict]:
+    """(True, {}) if message `index` of the job was cancelled now, else (False, the item found)."""
+    try:
+        table().update_item(
+            Key=_job_key(tenant_id, request_id, start),
+            UpdateExpression="ADD cancelled :index SET expires_at = if_not_exists(expires_at, :expires)",
+            ConditionExpression="attribute_not_exists(#state) AND NOT contains(cancelled, :position)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":index": {index}, ":position": index, ":expires": expires},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as problem:
+        if not is_conditional_failure(problem):
+            raise
+        return False, item_at_failure(problem)
+    return True, {}
+
+
+def cancelled_positions(job_item: dict) -> set[int]:
+    return {int(i) for i in job_item.get("cancelled", ())}
+
+
+def _message_item(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> dict:
+    return {"pk": message_pk(tenant_id, request_id), "sk": recipient_sk(index),
+            "message_id": recipient_id(request_id, index), "status": CANCELLED, "created_at": at, "updated_at": at,
+            "history": [{"status": CANCELLED, "at": at}], "expires_at": expires}
+
+
+def put_cancelled_messages(tenant_id: str, request_id: str, indices: list[int], at: str, expires: int) -> None:
+    """The `cancelled` items of messages whose job this cancel won: no condition is needed, the
+    sender can no longer claim them."""
+    batch_write([_message_item(tenant_id, request_id, i, at, expires) for i in indices])
+
+
+def put_cancelled_message(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> bool:
+    """One message's `cancelled` item, unless it has an item already (False)."""
+    try:
+        table().put_item(Item=_message_item(tenant_id, request_id, index, at, expires),
+                         ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as problem:
+        if not is_conditional_failure(problem):
+            raise
+        return False
+    return True
+
+
+def mark_request_cancelled(tenant_id: str, request_id: str, at: str) -> None:
+    table().update_item(Key={"pk": message_pk(tenant_id, request_id), "sk": REQUEST_SK},
+                        UpdateExpression="SET cancelled_at = if_not_exists(cancelled_at, :at)",
+                        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues={":at": at})
+
+
+def rejected_positions(tenant_id: str, request_id: str) -> set[int]:
+    """The positions rejected when the request was accepted (they have no job)."""
+    rejected, start = set(), None
+    while True:
+        page = table().query(
+            KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)) & Key("sk").begins_with("C#"),
+            ProjectionExpression="rejected", ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
+        rejected |= {int(i) for item in page["Items"] for i in (item.get("rejected") or {})}
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return rejected
