@@ -148,15 +148,25 @@ def test_sayasms_insufficient_balance_is_rejected_402():
 
 
 @pytest.mark.parametrize("fault, code", [
-    ({"status": 500}, "500"), ({"status": 502}, "502"), ({"status": 503}, "503"),
-    ({"status": 429}, "429"), ({"error": "rate_limited"}, "429"),
+    ({"status": 503}, "503"), ({"status": 429}, "429"), ({"error": "rate_limited"}, "429"),
 ])
-def test_sayasms_5xx_and_429_are_an_outage(saya, simsaya, fault, code):
+def test_sayasms_503_and_429_are_an_outage(saya, simsaya, fault, code):
     simsaya.faults(fault)
     with pytest.raises(ProviderUnavailable) as raised:
         saya.send("TUMA", msgs(NUMBERS))
     assert raised.value.code == code
+    assert raised.value.transient
     assert simsaya.messages() == []  # and indeed nothing was taken
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_other_5xx_may_come_after_the_message_was_taken_so_they_are_ambiguous(saya, sms254, simsaya, sim254, status):
+    simsaya.faults({"status": status})
+    with pytest.raises(ProviderAmbiguous) as raised:
+        saya.send("TUMA", msgs(NUMBERS))
+    assert (raised.value.code, raised.value.reason) == (str(status), f"HTTP {status}: the provider may have taken it")
+    sim254.faults({"status": status})
+    assert [o.status for o in sms254.send("TUMA", msgs(NUMBERS))] == ["unknown", "unknown"]
 
 
 def test_sayasms_connection_refused_is_an_outage(closed_url):
@@ -292,8 +302,8 @@ def test_254sms_an_empty_message_is_x000(sms254):
     assert {(o.status, o.error_code) for o in sms254.send("TUMA", msgs(NUMBERS, ""))} == {("failed", "X000")}
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 429])
-def test_254sms_5xx_and_429_leave_the_messages_not_taken(sms254, sim254, status):
+@pytest.mark.parametrize("status", [503, 429])
+def test_254sms_503_and_429_leave_the_messages_not_taken(sms254, sim254, status):
     sim254.faults({"status": status})
     outcomes = sms254.send("TUMA", msgs(NUMBERS))
     assert outcomes == [RecipientOutcome(NOT_TAKEN, error_code=str(status), reason=f"HTTP {status}",

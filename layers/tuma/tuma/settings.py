@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aws_lambda_powertools.utilities import parameters
 
 from tuma.domain.circuit import CircuitSettings
 from tuma.domain.providers import Provider
-from tuma.domain.routing import RoutingPolicy, policy_from
+
+if TYPE_CHECKING:  # routing loads phonenumbers: only the sender needs it
+    from tuma.domain.routing import RoutingPolicy
 
 SECRETS_MAX_AGE_S = 300  # a rotated key is picked up within five minutes
 
@@ -32,8 +35,10 @@ def default_provider() -> str:
     return env("DEFAULT_PROVIDER", "sayasms")
 
 
-def routing_policy() -> RoutingPolicy:
+def routing_policy() -> "RoutingPolicy":
     """DEFAULT_PROVIDER and ROUTING_RULES (template parameters; syntax in tuma.domain.routing)."""
+    from tuma.domain.routing import policy_from
+
     return policy_from(default_provider(), env("ROUTING_RULES", ""))
 
 

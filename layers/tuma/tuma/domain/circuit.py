@@ -1,7 +1,7 @@
 """The circuit breaker's rules: one per provider, its state shared by every sender instance
 (tuma.store.circuit keeps it in DynamoDB).
 
-- closed: calls go through. Each call that fails at the provider level (refused, 429/5xx past
+- closed: calls go through. Each call that fails at the provider level (refused, 429/503 past
   the retry budget, account errors, no answer) adds one to a count of consecutive failures; a
   healthy call sets it back to zero. At `threshold` failures the circuit opens.
 - open: no calls; messages go straight to the other provider (or wait in the queue when pinned).

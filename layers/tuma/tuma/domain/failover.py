@@ -1,13 +1,14 @@
 """Sending a job's messages through the routing policy's providers, one after the other.
 
 For each message the policy gives a chain of providers (tuma.domain.routing). The first whose
-circuit is not open is called; a 429/5xx is retried at once a few times (RETRY_PAUSES_S). The
-messages it definitively did not take (refused connection, 429/5xx past those retries, account
+circuit is not open is called; a 429/503 is retried at once a few times (RETRY_PAUSES_S). The
+messages it definitively did not take (refused connection, 429/503 past those retries, account
 errors) go to the next provider in the chain. A message the provider may have taken (no answer,
 `unknown`) never goes to another: it could arrive twice. Every call's health feeds the breaker."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,9 @@ from tuma.domain.providers import (
 from tuma.domain.routing import RoutingPolicy
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 
-RETRY_PAUSES_S = (0.25, 1.0)  # a 429/5xx is retried after these pauses before the next provider
-NO_ANSWER_CODES = {"read_timeout", "connection_closed"}  # the provider did not answer: unhealthy
+RETRY_PAUSES_S = (0.25, 1.0)  # a 429/503 is retried after these pauses before the next provider
+NO_ANSWER_CODES = {"read_timeout", "connection_closed", "500", "502", "504"}  # no usable answer: unhealthy
+CIRCUIT_OPEN, NO_TIME = "circuit_open", "no_time"  # not called: its circuit is open, or no time was left
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,13 @@ class Attempt:
 class Dispatcher:
     def __init__(self, providers: Mapping[str, Provider], policy: RoutingPolicy, breaker: Breaker,
                  clock: Callable[[], datetime], pause: Callable[[float], None] = time.sleep,
-                 retry_pauses: tuple[float, ...] = RETRY_PAUSES_S):
+                 retry_pauses: tuple[float, ...] = RETRY_PAUSES_S,
+                 time_left: Callable[[], float] = lambda: math.inf, call_budget_s: float = 0.0):
         self.providers, self.policy, self.breaker = providers, policy, breaker
         self.clock, self.pause, self.retry_pauses = clock, pause, retry_pauses
+        # Seconds left in the invocation, and what one provider call may take at most (connect,
+        # read, and recording the answer).
+        self.time_left, self.call_budget_s = time_left, call_budget_s
 
     def send(self, sender: str, recipients: list[JobRecipient], pinned: str | None) -> list[Attempt]:
         """One Attempt per recipient, in order. Recipients with the same chain go in one call."""
@@ -59,25 +65,28 @@ class Dispatcher:
     def _through(self, sender: str, recipients: list[JobRecipient], chain: tuple[str, ...]) -> list[Attempt]:
         settled: list[Attempt] = []
         remaining = recipients
-        last: dict[int, tuple[str, RecipientOutcome]] = {}  # the latest answer of a message not yet sent
+        last: dict[int, tuple[str | None, RecipientOutcome]] = {}  # the latest answer of a message not yet sent
+        waiting: dict[int, tuple[str | None, RecipientOutcome]] = {}  # a `not taken` (worth retrying later)
         first_failure: dict[int, str] = {}  # why the chain's first provider did not send it
         for name in chain:
             if not remaining:
                 break
             gate = self.breaker.gate(name, self.clock())
             if not gate.allowed:
-                for r in remaining:
-                    first_failure.setdefault(r.index, f"{name}: circuit open")
-                    last.setdefault(r.index, (name, RecipientOutcome(NOT_TAKEN, error_code="circuit_open",
-                                                                     reason=f"{name}'s circuit is open")))
-                continue
-            answers = self._call(self.providers[name], sender, remaining)
-            self.breaker.record(name, gate, _healthy(answers), self.clock())
+                answers = [RecipientOutcome(NOT_TAKEN, error_code=CIRCUIT_OPEN, reason="circuit open")] * len(remaining)
+            else:
+                answers = self._call(self.providers[name], sender, remaining)
+                if answers[0].error_code != NO_TIME:
+                    self.breaker.record(name, gate, _healthy(answers), self.clock())
             still = []
             for recipient, answer in zip(remaining, answers):
                 if answer.may_go_elsewhere:
-                    first_failure.setdefault(recipient.index, f"{name}: {answer.reason or answer.status}")
-                    last[recipient.index] = (name, answer)
+                    why = answer.reason or answer.status
+                    first_failure.setdefault(recipient.index, f"{name}: {why}")
+                    called = None if answer.error_code in (CIRCUIT_OPEN, NO_TIME) else name
+                    last[recipient.index] = (called, answer)
+                    if answer.status == NOT_TAKEN:
+                        waiting.setdefault(recipient.index, (called, answer))
                     still.append(recipient)
                 else:
                     moved = name != chain[0]
@@ -85,16 +94,23 @@ class Dispatcher:
                                            first_failure.get(recipient.index) if moved else None))
             remaining = still
         for recipient in remaining:
-            name, answer = last[recipient.index]
-            settled.append(Attempt(recipient, name if answer.error_code != "circuit_open" else None, answer))
+            # No provider took it. If any of them may take it later (down, busy, circuit open),
+            # the job is retried; only refusals by every provider (account errors) end `failed`.
+            called, answer = waiting.get(recipient.index) or last[recipient.index]
+            settled.append(Attempt(recipient, called, answer))
         return settled
 
     def _call(self, provider: Provider, sender: str, recipients: list[JobRecipient]) -> list[RecipientOutcome]:
-        """The provider's answers, with 429/5xx retried at once after each of `retry_pauses`."""
+        """The provider's answers, with 429/503 retried at once after each of `retry_pauses`. No
+        call starts without `call_budget_s` left in the invocation: a call cut off by the
+        function's timeout would leave its messages `unknown`; not called, they are retried."""
+        if self.time_left() < self.call_budget_s:
+            return [RecipientOutcome(NOT_TAKEN, error_code=NO_TIME, reason="no time left in this invocation")] * \
+                len(recipients)
         answers = _call_once(provider, sender, recipients)
         for pause in self.retry_pauses:
             again = [i for i, a in enumerate(answers) if a.status == NOT_TAKEN and a.transient]
-            if not again:
+            if not again or self.time_left() < pause + self.call_budget_s:
                 break
             self.pause(pause)
             for i, answer in zip(again, _call_once(provider, sender, [recipients[i] for i in again])):

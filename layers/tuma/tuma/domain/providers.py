@@ -1,16 +1,16 @@
 """What the sender needs of a provider, and the ways a provider call can end.
 
 The failure kinds decide what happens to a message:
-- ProviderUnavailable: the provider certainly did not take it (connection refused, 5xx, 429).
-  `transient` (429, 5xx) failures are retried a few times at once; then, or straight away for
+- ProviderUnavailable: the provider certainly did not take it (connection refused, 503, 429).
+  `transient` (429, 503) failures are retried a few times at once; then, or straight away for
   a refused connection, the other provider is tried, and failing that the job goes back to SQS.
 - ProviderAccountProblem: the provider refuses our account, not the message (254sms X001–X003,
   SayaSMS 401/402): the other provider is tried; with no other, the messages are `failed`.
 - ProviderRejected: the provider refused the call for good (254sms X000, other SayaSMS 4xx): the
   recipients are `failed` with the provider's code and reason, and not retried.
-- ProviderAmbiguous: the request went out and no answer came (read timeout): the provider may
-  have sent it, so it is never resent automatically, by either provider; the recipients become
-  `unknown`."""
+- ProviderAmbiguous: the request went out and no usable answer came (read timeout, a connection
+  closed mid-answer, HTTP 500/502/504): the provider may have sent it, so it is never resent
+  automatically, by either provider; the recipients become `unknown`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class ProviderError(Exception):
 class ProviderUnavailable(ProviderError):
     def __init__(self, provider: str, reason: str, code: str | None = None, transient: bool = False):
         super().__init__(provider, reason, code)
-        self.transient = transient  # 429/5xx: worth an immediate retry; a refused connection is not
+        self.transient = transient  # 429/503: worth an immediate retry; a refused connection is not
 
 
 class ProviderRejected(ProviderError):
@@ -62,7 +62,7 @@ class RecipientOutcome:
     cost: str | None = None
     error_code: str | None = None
     reason: str | None = None
-    transient: bool = False  # not_taken by a 429/5xx: worth retrying at once
+    transient: bool = False  # not_taken by a 429/503: worth retrying at once
     account_problem: bool = False  # failed for our account, not the message: another provider may take it
 
     @property

@@ -15,6 +15,8 @@ CONNECT_TIMEOUT_S = 3.05
 # How long to wait for an answer once the request is out; past it the message is `unknown`.
 READ_TIMEOUT_S = float(os.environ.get("PROVIDER_READ_TIMEOUT_S", "10"))
 POOL_SIZE = 32
+# 429 Too Many Requests and 503 Service Unavailable say the request was not processed: safe to retry.
+NOT_PROCESSED = {429, 503}
 
 _session: requests.Session | None = None
 
@@ -44,9 +46,14 @@ def call(provider: str, method: str, url: str, **kwargs) -> requests.Response:
             raise ProviderUnavailable(provider, "connection failed: refused", code="connection_refused") from None
         # Closed or reset after the request went out: the provider may have taken it.
         raise ProviderAmbiguous(provider, "connection closed before an answer", code="connection_closed") from None
-    if response.status_code == 429 or response.status_code >= 500:
+    if response.status_code in NOT_PROCESSED:
         raise ProviderUnavailable(provider, f"HTTP {response.status_code}", code=str(response.status_code),
                                   transient=True)
+    if response.status_code >= 500:
+        # A 500/502/504 may come after the provider (or the backend behind its gateway) took the
+        # message: sending it again could deliver it twice.
+        raise ProviderAmbiguous(provider, f"HTTP {response.status_code}: the provider may have taken it",
+                                code=str(response.status_code))
     return response
 
 
