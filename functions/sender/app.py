@@ -4,6 +4,7 @@ A malformed job is moved to the DLQ with its reason and reported as handled, so 
 fails its neighbours nor is retried."""
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -16,6 +17,7 @@ from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import JobReport, send_job
 from tuma.observability import NAMESPACE, logger, metrics, tracer
+from tuma.providers import http
 from tuma.store import queue
 from tuma.store.circuit import DynamoBreaker
 from tuma.store.reports import ReportingMessageStore
@@ -29,6 +31,13 @@ RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
 ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly, before any job
 BREAKER = DynamoBreaker(settings.circuit_settings())
 ESTIMATE_COST = costs.estimator(settings.rates())  # 254sms prices nothing: segments × its rate
+# The longest one provider call may take, and recording its answer after it.
+CALL_BUDGET_S = http.CONNECT_TIMEOUT_S + http.READ_TIMEOUT_S + 3
+_deadline = {"at": float("inf")}  # this invocation's end (time.monotonic()), set by the handler
+
+
+def _time_left() -> float:
+    return _deadline["at"] - time.monotonic()
 
 
 def _now() -> datetime:
@@ -45,7 +54,8 @@ def handle_job(record: SQSRecord) -> None:
         return
     keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
     try:
-        dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now)
+        dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now, time_left=_time_left,
+                                call_budget_s=CALL_BUDGET_S)
         report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
     except Exception as problem:
         logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
@@ -80,5 +90,6 @@ async def handle_job_async(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
+    _deadline["at"] = time.monotonic() + context.get_remaining_time_in_millis() / 1000
     return async_process_partial_response(event=event, record_handler=handle_job_async, processor=processor,
                                           context=context)

@@ -299,3 +299,95 @@ def test_a_healthy_call_resets_the_count_so_failures_must_be_consecutive(aws):
 
     assert read_circuit("254sms")["state"] == CLOSED
     assert read_circuit("254sms")["failures"] == 1
+
+
+# --- what ends `failed`, and what waits for the job's next delivery ----------------------------
+
+
+def test_a_busy_provider_and_a_refusing_one_leave_the_message_for_a_later_try(aws, simsaya, sim254):
+    gateway = Gateway(simsaya.url, sim254.url)
+    simsaya.faults({"status": 503})  # busy: may take it later
+    sim254.faults({"error": "X001"})  # refuses our key
+
+    with pytest.raises(ProviderUnavailable):
+        gateway.send(job := make_job())
+
+    assert item(aws, job) is None  # not `failed`: the job is retried
+
+
+def test_an_account_error_while_the_other_circuit_is_open_waits_for_the_circuit(aws, simsaya, sim254):
+    gateway = Gateway(simsaya.url, sim254.url)
+    for _ in range(SETTINGS.threshold):
+        gateway.breaker.record("254sms", gateway.breaker.gate("254sms", T0), healthy=False, now=T0)
+    simsaya.faults({"error": "insufficient_balance"})
+
+    with pytest.raises(ProviderUnavailable):
+        gateway.send(job := make_job())
+
+    assert item(aws, job) is None
+    assert sim254.requests() == []
+
+
+def test_every_provider_refusing_the_account_fails_the_message(aws, simsaya, sim254):
+    gateway = Gateway(simsaya.url, sim254.url)
+    simsaya.faults({"error": "unauthorized"})
+    sim254.faults({"error": "X003"})
+
+    gateway.send(job := make_job())
+
+    assert (item(aws, job)["status"], item(aws, job)["error_code"]) == (FAILED, "X003")
+
+
+def test_no_call_starts_without_the_time_to_finish_it(aws, gateway, simsaya, sim254):
+    gateway.dispatcher.time_left, gateway.dispatcher.call_budget_s = (lambda: 10.0), 16.0
+
+    with pytest.raises(ProviderUnavailable, match="no time left in this invocation"):
+        gateway.send(job := make_job())
+
+    assert simsaya.requests() == sim254.requests() == []
+    assert item(aws, job) is None
+    assert read_circuit("sayasms")["failures"] == 0  # not the provider's fault
+
+
+def test_a_retry_or_failover_that_would_not_fit_waits_for_the_next_delivery(aws, gateway, simsaya, sim254):
+    left = iter([20.0, 10.0, 10.0])  # enough for the first call only
+    gateway.dispatcher.time_left, gateway.dispatcher.call_budget_s = (lambda: next(left)), 16.0
+    simsaya.faults({"status": 503})
+
+    with pytest.raises(ProviderUnavailable):
+        gateway.send(job := make_job())
+
+    assert len(simsaya.requests()) == 1 and gateway.pauses == []
+    assert sim254.requests() == []
+    assert item(aws, job) is None
+
+
+# --- the breaker's own failures and races ------------------------------------------------------
+
+
+def test_a_late_healthy_call_does_not_close_a_circuit_others_opened(aws):
+    breaker = DynamoBreaker(SETTINGS)
+    breaker.record("sayasms", breaker.gate("sayasms", T0), healthy=False, now=T0)
+    slow = breaker.gate("sayasms", T0)  # a call starts, seeing one failure
+    breaker.record("sayasms", breaker.gate("sayasms", T0), healthy=False, now=T0)  # others open it
+    assert read_circuit("sayasms")["state"] == OPEN
+
+    breaker.record("sayasms", slow, healthy=True, now=T0 + timedelta(seconds=5))
+
+    assert read_circuit("sayasms")["state"] == OPEN
+
+
+def test_a_breaker_that_cannot_reach_its_table_lets_calls_through(aws, gateway, simsaya, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from tuma.store import circuit
+
+    def unreachable(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                          "GetItem")
+    monkeypatch.setattr(circuit, "read_circuit", unreachable)
+    monkeypatch.setattr(circuit, "table", unreachable)
+
+    gateway.send(job := make_job())
+
+    assert (item(aws, job)["status"], item(aws, job)["provider"]) == (SENT, "sayasms")

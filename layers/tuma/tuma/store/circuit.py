@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tuma.domain.circuit import CLOSED, HALF_OPEN, OPEN, CircuitSettings, Gate, probe_due
 from tuma.observability import logger
@@ -36,6 +36,22 @@ class DynamoBreaker:
         self.settings = settings
 
     def gate(self, provider: str, now: datetime) -> Gate:
+        try:
+            return self._gate(provider, now)
+        except (ClientError, BotoCoreError) as problem:
+            # The breaker protects the providers; it must not stop sending when the table errs.
+            logger.warning("circuit unreadable: calling the provider", extra={"provider": provider,
+                                                                              "reason": str(problem)})
+            return Gate(True)
+
+    def record(self, provider: str, gate: Gate, healthy: bool, now: datetime) -> None:
+        try:
+            self._record(provider, gate, healthy, now)
+        except (ClientError, BotoCoreError) as problem:
+            # Losing one count is better than losing the provider's answers recorded after this.
+            logger.warning("circuit not updated", extra={"provider": provider, "reason": str(problem)})
+
+    def _gate(self, provider: str, now: datetime) -> Gate:
         circuit = read_circuit(provider)
         state, since, failures = circuit["state"], circuit["since"], circuit["failures"]
         if state == CLOSED:
@@ -56,12 +72,13 @@ class DynamoBreaker:
         logger.info("circuit half-open: one probe call", extra={"provider": provider})
         return Gate(True, probe=True, failures=failures, state=HALF_OPEN, since=now.isoformat())
 
-    def record(self, provider: str, gate: Gate, healthy: bool, now: datetime) -> None:
+    def _record(self, provider: str, gate: Gate, healthy: bool, now: datetime) -> None:
         if healthy:
-            if gate.failures or gate.state != CLOSED:
+            if gate.probe:
                 self._set(provider, CLOSED, now, failures=0)
-                if gate.state != CLOSED:
-                    logger.info("circuit closed", extra={"provider": provider})
+                logger.info("circuit closed", extra={"provider": provider})
+            elif gate.failures:
+                self._reset_if_closed(provider)
             return
         failures = int(table().update_item(
             Key=circuit_key(provider), UpdateExpression="ADD failures :one SET last_failure_at = :now",
@@ -72,6 +89,18 @@ class DynamoBreaker:
             logger.warning("circuit opened again: the probe failed", extra={"provider": provider})
         elif failures >= self.settings.threshold and self._open_if_closed(provider, now):
             logger.warning("circuit opened", extra={"provider": provider, "failures": failures})
+
+    def _reset_if_closed(self, provider: str) -> None:
+        """A healthy call zeroes the count, but never closes a circuit others opened meanwhile:
+        only its probe may do that."""
+        try:
+            table().update_item(
+                Key=circuit_key(provider), UpdateExpression="SET failures = :zero",
+                ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
+                ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":zero": 0, ":closed": CLOSED})
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
 
     def _set(self, provider: str, state: str, now: datetime, failures: int | None = None) -> None:
         reset = ", failures = :failures" if failures is not None else ""
