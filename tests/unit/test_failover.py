@@ -391,3 +391,13 @@ def test_a_breaker_that_cannot_reach_its_table_lets_calls_through(aws, gateway, 
     gateway.send(job := make_job())
 
     assert (item(aws, job)["status"], item(aws, job)["provider"]) == (SENT, "sayasms")
+
+
+# --- what the providers answer, read defensively -----------------------------------------------
+
+
+@pytest.mark.parametrize("given, stored", [("KES 0.90", "KES 0.90"), (0.9, "KES 0.90"), ("free", None), (None, None)])
+def test_sayasmss_cost_is_kept_as_an_amount_in_kes_or_estimated(given, stored):
+    from tuma.providers.sayasms import _outcome
+
+    assert _outcome({"status": "queued", "message_id": "msg_1", "cost": given}).cost == stored

@@ -483,3 +483,12 @@ def test_send_then_sender_then_status_shows_the_whole_story(send, sender, status
     assert body["cost"] == "KES 0.90"
     assert [h["status"] for h in body["history"]] == ["queued", "sending", "sent"]
     assert status(request_id)[1]["counts"] == {"sent": 1}
+
+
+@pytest.mark.parametrize("text", ['{"to": ["0712345678"], "from": "TUMA", "body": "Hi \\ud83d"}',
+                                  '{"to": ["\\udc00"], "from": "TUMA", "body": "Hi"}'])
+def test_half_a_surrogate_pair_anywhere_is_a_400_not_a_crash(send, text):
+    code, body, _ = send(text)
+    assert code == 400
+    assert body["error"]["code"] == "invalid_text"
+    assert "lone surrogate" in body["error"]["message"]

@@ -247,3 +247,12 @@ def test_a_producer_id_colliding_with_a_derived_one_is_malformed():
 def test_derived_request_ids_look_like_request_ids():
     for seed in ("a", "b", SQS_ID, "x" * 200):
         assert ids.parse_message_id(ids.derived_request_id(seed)) == (ids.derived_request_id(seed), None)
+
+
+def test_a_producers_body_over_the_segment_limit_is_rejected_for_that_recipient_only():
+    document = {"version": 1, "tenant_id": "tenant-a", "from": "SHOP",
+                "recipients": [{"number": "0712345678", "body": "{" * 460}, {"number": "0722111222", "body": "Hi"}]}
+    long_one, short_one = parse_job(json.dumps(document), "sqs-1").recipients
+    assert long_one.problem == ("body is 7 segments (GSM-7, 460 characters); at most 6 segments are allowed "
+                                "(918 GSM-7 characters, or 402 UCS-2 units)")
+    assert short_one.problem is None

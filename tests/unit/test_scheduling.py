@@ -197,3 +197,9 @@ def test_a_batch_counts_untouched_messages_as_scheduled_until_released():
     assert released["counts"] == {"cancelled": 1, "queued": 2}
     cancelled = batch_view(batch, ["cancelled"] * 3, "bat_01JPB4N3W4Y1MV6DFGCWSZ2X6C")
     assert cancelled["done"] is True
+
+
+@pytest.mark.parametrize("accept", ROUTES)
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_with_no_utc_equivalent_is_refused_not_a_crash(accept, value):
+    assert refusal(accept, value).details[0]["reason"].startswith("is out of range")

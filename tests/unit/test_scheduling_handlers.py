@@ -380,3 +380,28 @@ def test_a_producers_request_is_not_cancellable(delete, aws, sender, simsaya):
     sender([json.dumps(job)])
     code, refused = delete("msg_01JPB4N3W4Y1MV6DFGCWSZ2X6C")
     assert code == 409 and refused["error"]["code"] == "not_cancellable"
+
+
+# --- failures and retention --------------------------------------------------------------------
+
+
+def test_when_the_schedule_cannot_be_made_nothing_is_stored_to_wait_forever(post, aws, monkeypatch):
+    from tuma.store import schedules
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("Scheduler throttled the call")
+    monkeypatch.setattr(schedules, "create_release_schedule", refused)
+
+    with pytest.raises(RuntimeError):
+        post("/v1/messages", {"to": ["0712345678"], "from": "TUMA", "body": "Habari", "scheduled_at": ahead(hours=2)})
+
+    assert aws.items() == []
+
+
+def test_retention_counts_from_the_scheduled_time(post, aws):
+    at = datetime.now(UTC) + timedelta(days=20)
+    scheduled_send(post, scheduled_at=at.isoformat())
+
+    retention = timedelta(days=90)  # RETENTION_DAYS in the tests
+    assert {int(item["expires_at"]) for item in aws.items()} == {int((at.replace(microsecond=at.microsecond // 1000 * 1000)
+                                                                      + retention).timestamp())}

@@ -22,8 +22,10 @@ def store_and_queue(accepted: AcceptedRequest, kind: str, now: datetime) -> None
     jobs = accepted.jobs()
     scheduled_at = scheduling.parse_iso(accepted.scheduled_at) if accepted.scheduled_at else None
     if scheduled_at and scheduling.held_by_scheduler(scheduled_at, now, settings.scheduler_min_lead()):
-        messages.put_request(accepted, kind, now, jobs, hold=True)
+        # The schedule first: if storing then fails, the caller gets an error and the schedule
+        # finds nothing to release; the other way round, a stored request could wait forever.
         schedules.create_release_schedule(accepted.tenant_id, accepted.request_id, scheduled_at)
+        messages.put_request(accepted, kind, now, jobs, hold=True)
     else:
         messages.put_request(accepted, kind, now, jobs)
         queue.enqueue(jobs, scheduling.queue_delay_seconds(scheduled_at, now))

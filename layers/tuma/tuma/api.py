@@ -37,11 +37,18 @@ def json_body(app: APIGatewayRestResolver) -> object:
     if not body:
         raise ValidationFailed("invalid_request", "The request needs a JSON body.")
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except ValueError as problem:
         raise ValidationFailed("invalid_json", f"The request body is not valid JSON: {problem}.") from None
     except RecursionError:
         raise ValidationFailed("invalid_json", "The request body is nested too deeply to read.") from None
+    try:
+        # JSON may escape half of a UTF-16 pair ("\ud83d"): text no SMS and no store can carry.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as problem:
+        raise ValidationFailed("invalid_text", "The request holds a lone surrogate escape (such as \\ud83d) "
+                               f"at character {problem.start} of its text: send whole characters.") from None
+    return payload
 
 
 def tenant_id(app: APIGatewayRestResolver) -> str:

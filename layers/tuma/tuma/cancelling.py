@@ -20,7 +20,8 @@ from tuma.observability import logger, metrics
 from tuma.store import cancels, messages, schedules
 from tuma.store.table import expires_at
 
-SENT_ALREADY = "has already been sent or is being sent: the sender took it before this cancel"
+SENT_ALREADY = ("has already been sent or is being sent: the sender took it before this cancel (a job "
+                "whose providers were down is still the sender's while it waits for its retry)")
 NO_JOBS = ("cannot be cancelled: Tuma keeps no record of its send jobs (a producer put it on the queue, "
            "or it was accepted before cancelling existed)")
 

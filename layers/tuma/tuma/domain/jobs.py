@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
 from tuma.domain import ids
 from tuma.domain.phones import InvalidNumber, normalise
+from tuma.domain.segments import length_problem, measure
 
 VERSION = 1
 
@@ -76,6 +77,7 @@ def parse_job(text: str, queue_message_id: str) -> SendJob:
         # validation_message names the rule and path without echoing values (phone numbers).
         raise MalformedJob(f"does not match send_job.v1: {problem.validation_message}") from None
     request_id = document.get("request_id") or ids.derived_request_id(queue_message_id)
+    from_api = document.get("origin") == "api"
     shared_body = document.get("body")
     recipients = []
     for position, raw in enumerate(document["recipients"], start=1):
@@ -86,11 +88,20 @@ def parse_job(text: str, queue_message_id: str) -> SendJob:
         if ids.parse_message_id(message_id)[0] != request_id:
             raise MalformedJob(f"recipients[{position - 1}].message_id does not belong to request {request_id}")
         try:
-            recipients.append(JobRecipient(message_id, normalise(raw["number"]).e164, body))
+            number = normalise(raw["number"]).e164
         except InvalidNumber as problem:
             recipients.append(JobRecipient(message_id, raw["number"], body, f"number {problem}"))
+            continue
+        # The API refuses a body over the segment limit; a producer's is refused here, per message.
+        too_long = None if from_api else _too_long(body)
+        recipients.append(JobRecipient(message_id, number, body, f"body {too_long}" if too_long else None))
     if len({r.message_id for r in recipients}) != len(recipients):
         raise MalformedJob("two recipients share a message_id")
     return SendJob(tenant_id=document["tenant_id"], request_id=request_id, provider=document.get("provider"),
                    sender=document["from"], callback_url=document.get("callback_url"),
-                   recipients=tuple(recipients), from_api=document.get("origin") == "api")
+                   recipients=tuple(recipients), from_api=from_api)
+
+
+@lru_cache(maxsize=1024)
+def _too_long(body: str) -> str | None:
+    return length_problem(measure(body))

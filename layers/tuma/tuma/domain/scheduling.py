@@ -34,7 +34,10 @@ def parse_scheduled_at(value: object, now: datetime) -> tuple[datetime | None, s
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None, ("has no UTC offset, so the time is ambiguous: add Z for UTC or an offset "
                       f"such as +03:00 (Nairobi), e.g. {EXAMPLE}")
-    moment = moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        return None, f"is out of range, e.g. {EXAMPLE}"
     if moment <= now:
         return None, f"must be in the future (it is {_shown(moment)}; now is {_shown(now)})"
     if moment > now + MAX_SCHEDULE_AHEAD:

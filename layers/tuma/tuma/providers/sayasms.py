@@ -10,8 +10,10 @@ bulk answer's `messages[]` are matched to ours by position."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from tuma.domain.providers import OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome
+from tuma.domain.segments import kes, parse_kes
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import call, json_body
 
@@ -66,4 +68,12 @@ def _outcome(answer: dict | None) -> RecipientOutcome:
     if answer.get("status") in ("failed", "rejected"):
         return RecipientOutcome(FAILED, provider_message_id=answer.get("message_id"),
                                 reason=str(answer.get("reason") or answer.get("status")))
-    return RecipientOutcome(SENT, provider_message_id=answer.get("message_id"), cost=answer.get("cost"))
+    return RecipientOutcome(SENT, provider_message_id=answer.get("message_id"), cost=_cost(answer.get("cost")))
+
+
+def _cost(value: object) -> str | None:
+    """SayaSMS's cost as "KES 0.90"; None (the sender then estimates it) when it is not an amount."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    amount = parse_kes(value) if isinstance(value, str) else Decimal(str(value))
+    return kes(amount) if amount is not None and amount.is_finite() else None

@@ -26,7 +26,8 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
     where its `jobs` start (so that its messages can be cancelled), and a request to `hold` for
     its scheduled time keeps the jobs themselves (tuma.store.schedules)."""
     pk = message_pk(accepted.tenant_id, accepted.request_id)
-    expires = expires_at(now)
+    # Retention counts from when the messages go out: a send held 30 days must outlive a shorter RetentionDays.
+    expires = expires_at(max(now, datetime.fromisoformat(accepted.scheduled_at)) if accepted.scheduled_at else now)
     request = {
         "pk": pk, "sk": REQUEST_SK, "kind": kind, "request_id": accepted.request_id,
         "tenant_id": accepted.tenant_id, "from": accepted.sender,
