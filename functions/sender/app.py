@@ -17,7 +17,7 @@ from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import JobReport, send_job
 from tuma.observability import NAMESPACE, logger, metrics, tracer
-from tuma.providers import http
+from tuma.providers import timeouts
 from tuma.store import queue
 from tuma.store.circuit import DynamoBreaker
 from tuma.store.reports import ReportingMessageStore
@@ -32,7 +32,7 @@ ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly
 BREAKER = DynamoBreaker(settings.circuit_settings())
 ESTIMATE_COST = costs.estimator(settings.rates())  # 254sms prices nothing: segments × its rate
 # The longest one provider call may take, and recording its answer after it.
-CALL_BUDGET_S = http.CONNECT_TIMEOUT_S + http.READ_TIMEOUT_S + 3
+CALL_BUDGET_S = timeouts.CONNECT_TIMEOUT_S + timeouts.READ_TIMEOUT_S + 3
 _deadline = {"at": float("inf")}  # this invocation's end (time.monotonic()), set by the handler
 
 

@@ -3,17 +3,13 @@ domain's three failure kinds."""
 
 from __future__ import annotations
 
-import os
-
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from tuma.domain.providers import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from tuma.providers.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
-CONNECT_TIMEOUT_S = 3.05
-# How long to wait for an answer once the request is out; past it the message is `unknown`.
-READ_TIMEOUT_S = float(os.environ.get("PROVIDER_READ_TIMEOUT_S", "10"))
 POOL_SIZE = 32
 # 429 Too Many Requests and 503 Service Unavailable say the request was not processed: safe to retry.
 NOT_PROCESSED = {429, 503}
