@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from conftest import ACCOUNT, REGION, api_event
 from tuma.store.table import job_sk, message_pk, recipient_sk
@@ -405,3 +406,42 @@ def test_retention_counts_from_the_scheduled_time(post, aws):
     retention = timedelta(days=90)  # RETENTION_DAYS in the tests
     assert {int(item["expires_at"]) for item in aws.items()} == {int((at.replace(microsecond=at.microsecond // 1000 * 1000)
                                                                       + retention).timestamp())}
+
+
+# --- cancelling what waits for a retry (no provider took it) -----------------------------------
+
+
+def a_job_waiting_for_its_retry(post, sender, aws, simsaya, numbers=("0712345678", "0722111222")) -> tuple[str, str]:
+    """A send pinned to SayaSMS whose first attempt found SayaSMS busy: (request id, its job)."""
+    code, body = post("/v1/messages", {"to": list(numbers), "from": "TUMA", "body": "Habari", "provider": "sayasms"})
+    assert code == 202
+    (job,) = aws.receive(aws.queue_url)
+    simsaya.faults({"status": 503})
+    with pytest.raises(BatchProcessingError):  # Powertools' answer when every record of the batch failed
+        sender([job["Body"]])
+    simsaya.faults({})
+    return body["message_id"], job["Body"]
+
+
+def test_a_request_waiting_for_its_retry_can_be_cancelled_and_is_never_sent(post, delete, sender, aws, simsaya):
+    request_id, job = a_job_waiting_for_its_retry(post, sender, aws, simsaya)
+
+    code, view = delete(request_id)
+
+    assert code == 200 and view["counts"] == {"cancelled": 2}
+    assert sender([job]) == {"batchItemFailures": []}  # the retry arrives: nothing left to send
+    assert simsaya.answered() == []
+
+
+def test_one_message_waiting_for_its_retry_can_be_cancelled_and_the_rest_is_sent(post, delete, get, sender, aws,
+                                                                                 simsaya):
+    request_id, job = a_job_waiting_for_its_retry(post, sender, aws, simsaya)
+
+    code, view = delete(f"{request_id}_1")
+    assert code == 200 and view["status"] == "cancelled"
+
+    assert sender([job]) == {"batchItemFailures": []}
+    (call,) = simsaya.answered()
+    assert call["body"]["to"] == ["+254722111222"]
+    assert get(request_id)[1]["counts"] == {"cancelled": 1, "sent": 1}
+    assert delete(f"{request_id}_2")[1]["error"]["code"] == "already_sent"

@@ -20,8 +20,7 @@ from tuma.observability import logger, metrics
 from tuma.store import cancels, messages, schedules
 from tuma.store.table import expires_at
 
-SENT_ALREADY = ("has already been sent or is being sent: the sender took it before this cancel (a job "
-                "whose providers were down is still the sender's while it waits for its retry)")
+SENT_ALREADY = "has already been sent or is being sent: the sender took it before this cancel"
 NO_JOBS = ("cannot be cancelled: Tuma keeps no record of its send jobs (a producer put it on the queue, "
            "or it was accepted before cancelling existed)")
 
@@ -54,8 +53,7 @@ def _cancel_request(tenant_id: str, request_id: str, now: datetime) -> dict:
         # A job found cancelled on a request not marked cancelled: an earlier cancel died here.
         if cancelled_now or job.get("state") == cancels.JOB_CANCELLED:
             won += 1
-            skipped = cancels.cancelled_positions(job)  # cancelled one by one: their items exist
-            indices = [i for i in members[start] if i not in skipped]
+            indices = cancels.unsent_positions(job, members[start])
             cancels.put_cancelled_messages(tenant_id, request_id, indices, at, expires)
             cancelled += len(indices)
     if not won:

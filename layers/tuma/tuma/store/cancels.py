@@ -1,11 +1,14 @@
 """Cancelling in DynamoDB: conditional writes on job items, so that a cancel and the sender's claim
 (tuma.store.sending.MessageStore.claim) can never both win, then `cancelled` message items.
 
-A job item the sender has not claimed has no `state`:
+A job item the sender has not claimed has no `state`; one whose last attempt left messages no
+provider took is in `retry`, with those positions `pending`:
 - cancelling a whole request sets each such job's `state` to `cancelled` (the claim refuses it);
+  a job in `retry` then has only its pending messages cancelled, the rest were sent;
 - cancelling one message adds its position to the job's `cancelled` number set (the claim leaves
-  those positions out of what it sends).
-Both only succeed while `state` does not exist, that is, before the sender's first claim."""
+  those positions out of what it sends), in `retry` only for a pending position.
+Both succeed only while the sender does not hold the job (no `state`, or `retry`): a claim in
+flight or a finished job makes them fail."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from tuma.store.table import (
     REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, recipient_sk, table)
 
 JOB_CANCELLED = "cancelled"  # a job item's state, beside tuma.store.sending's in_flight | retry | done
+JOB_RETRY = "retry"
 
 
 def _job_key(tenant_id: str, request_id: str, start: int) -> dict:
@@ -31,9 +35,10 @@ def cancel_job(tenant_id: str, request_id: str, start: int, at: str, expires: in
             Key=_job_key(tenant_id, request_id, start),
             UpdateExpression=("SET #state = :cancelled, cancelled_at = :at, "
                               "expires_at = if_not_exists(expires_at, :expires)"),
-            ConditionExpression="attribute_not_exists(#state)",
+            ConditionExpression="attribute_not_exists(#state) OR #state = :retry",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":cancelled": JOB_CANCELLED, ":at": at, ":expires": expires},
+            ExpressionAttributeValues={":cancelled": JOB_CANCELLED, ":at": at, ":expires": expires,
+                                       ":retry": JOB_RETRY},
             ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as problem:
         if not is_conditional_failure(problem):
@@ -48,9 +53,11 @@ def cancel_in_job(tenant_id: str, request_id: str, start: int, index: int, expir
         table().update_item(
             Key=_job_key(tenant_id, request_id, start),
             UpdateExpression="ADD cancelled :index SET expires_at = if_not_exists(expires_at, :expires)",
-            ConditionExpression="attribute_not_exists(#state) AND NOT contains(cancelled, :position)",
+            ConditionExpression=("(attribute_not_exists(#state) OR (#state = :retry AND contains(pending, :position))) "
+                                 "AND NOT contains(cancelled, :position)"),
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":index": {index}, ":position": index, ":expires": expires},
+            ExpressionAttributeValues={":index": {index}, ":position": index, ":expires": expires,
+                                       ":retry": JOB_RETRY},
             ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as problem:
         if not is_conditional_failure(problem):
@@ -61,6 +68,14 @@ def cancel_in_job(tenant_id: str, request_id: str, start: int, index: int, expir
 
 def cancelled_positions(job_item: dict) -> set[int]:
     return {int(i) for i in job_item.get("cancelled", ())}
+
+
+def unsent_positions(job_item: dict, members: list[int]) -> list[int]:
+    """The positions of a job this cancel stops: all its members, or, for a job the sender had
+    tried (it kept `pending`), only those no provider took; less any cancelled one by one."""
+    skipped = cancelled_positions(job_item)
+    candidates = [int(i) for i in job_item["pending"]] if "pending" in job_item else members
+    return [i for i in candidates if i not in skipped]
 
 
 def _message_item(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> dict:
