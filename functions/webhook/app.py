@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tuma import api, settings
 from tuma.domain.errors import ApiError
-from tuma.domain.requests import iso_millis
+from tuma.domain.times import iso_millis
 from tuma.domain.reports import MalformedReport, parse_report, receive
 from tuma.observability import logger, metrics, tracer
 from tuma.store.reports import DynamoReportStore

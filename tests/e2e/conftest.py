@@ -4,7 +4,6 @@ simulators, started once per test session on free ports, and driven over HTTP.""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import requests

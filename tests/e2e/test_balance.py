@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tuma.domain.balances import iso_millis
+from tuma.domain.times import iso_millis
 from tuma.store.balances import balance_key
 
 PROVIDERS = ("254sms", "sayasms")

@@ -6,7 +6,7 @@ import json
 import time
 from collections import Counter
 
-from conftest import Client, Simulator
+from conftest import Client
 
 TEN_THOUSAND = 10_000
 

@@ -8,7 +8,6 @@ messages `unknown` after the grace period, without a provider call; status only 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from datetime import timedelta

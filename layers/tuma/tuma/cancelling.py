@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tuma.domain import ids, scheduling
 from tuma.domain.errors import Conflict, NotFound
-from tuma.domain.requests import iso_millis
+from tuma.domain.times import iso_millis
 from tuma.domain.status import CANCELLED, REJECTED
 from tuma.domain.views import batch_view, message_view, request_view
 from tuma.observability import logger, metrics

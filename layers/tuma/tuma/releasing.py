@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tuma.domain import scheduling
-from tuma.domain.requests import iso_millis
+from tuma.domain.times import iso_millis
 from tuma.observability import logger
 from tuma.store import queue, schedules
 

@@ -13,21 +13,15 @@ import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from tuma.domain.providers import Provider, ProviderError
+from tuma.domain.times import iso_millis
 
 # The figure of each provider's balance that the monitor publishes and its alarm compares, in
 # the provider's own unit: 254sms counts SMS credits, SayaSMS keeps money (KES).
 BALANCE_FIGURES = {"254sms": "credits", "sayasms": "balance"}
-
-
-def iso_millis(moment: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and Z, as tuma.domain.requests writes times (not imported
-    from there: that module costs the balance function's cold start about 140 ms of imports)."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from tuma.domain import fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
-from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, entry_for, iso_millis
+from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, entry_for
+from tuma.domain.times import iso_millis
 from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
 MAX_MESSAGES = 10_000

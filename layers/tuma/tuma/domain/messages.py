@@ -10,7 +10,8 @@ from datetime import datetime
 
 from tuma.domain import fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
-from tuma.domain.requests import AcceptedRequest, Entry, entry_for, iso_millis
+from tuma.domain.requests import AcceptedRequest, Entry, entry_for
+from tuma.domain.times import iso_millis
 from tuma.domain.status import QUEUED, SCHEDULED
 
 MAX_RECIPIENTS = 1000  # one job, one 254sms call; larger sends belong on /v1/messages/bulk

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
 
 from tuma.domain import ids, jobs
@@ -113,11 +112,6 @@ class AcceptedRequest:
         return [jobs.new_job(tenant_id=self.tenant_id, request_id=self.request_id, provider=self.provider,
                              sender=self.sender, body=self.body, callback_url=self.callback_url, recipients=r)
                 for r in packed]
-
-
-def iso_millis(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and Z, as SayaSMS writes times."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def entry_for(request_id: str, index: int, raw: object, body: str | None,

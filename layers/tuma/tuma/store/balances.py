@@ -12,7 +12,8 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from tuma.domain.balances import KnownBalance, iso_millis
+from tuma.domain.balances import KnownBalance
+from tuma.domain.times import iso_millis
 from tuma.store.table import expires_at, is_conditional_failure, table
 
 BALANCE_SK = "BALANCE"

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from tuma.domain import reports
 from tuma.domain.jobs import JobRecipient, SendJob
-from tuma.domain.requests import iso_millis
+from tuma.domain.times import iso_millis
 from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than

@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from tuma.domain.ids import chunk_start
 from tuma.domain.jobs import JobRecipient, SendJob
-from tuma.domain.requests import encoding_letter, iso_millis
+from tuma.domain.requests import encoding_letter
+from tuma.domain.times import iso_millis
 from tuma.domain.segments import measure
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
 from tuma.domain.status import REJECTED, SENDING

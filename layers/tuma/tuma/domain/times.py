@@ -1,0 +1,12 @@
+"""Times as Tuma writes them. A module of its own so that any function can use it without
+loading the request-validation code (phonenumbers and all) at its cold start."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def iso_millis(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and Z, as SayaSMS writes times."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
