@@ -10,6 +10,7 @@ from tuma import settings
 from tuma.domain import scheduling
 from tuma.domain.phones import mask
 from tuma.domain.requests import AcceptedRequest
+from tuma.domain.times import parse_iso
 from tuma.observability import logger, metrics
 from tuma.store import messages, queue, schedules
 
@@ -20,7 +21,7 @@ def store_and_queue(accepted: AcceptedRequest, kind: str, now: datetime) -> None
     by a one-time schedule (its jobs stored beside it), or, when the time is too close for the
     scheduler's precision, on the queue with a delay (docs/scheduling.md)."""
     jobs = accepted.jobs()
-    scheduled_at = scheduling.parse_iso(accepted.scheduled_at) if accepted.scheduled_at else None
+    scheduled_at = parse_iso(accepted.scheduled_at) if accepted.scheduled_at else None
     if scheduled_at and scheduling.held_by_scheduler(scheduled_at, now, settings.scheduler_min_lead()):
         # The schedule first: if storing then fails, the caller gets an error and the schedule
         # finds nothing to release; the other way round, a stored request could wait forever.

@@ -37,7 +37,7 @@ def cancel(tenant_id: str, message_id: str, now: datetime) -> dict:
 
 
 def _cancel_request(tenant_id: str, request_id: str, now: datetime) -> dict:
-    request = schedules.request_item(tenant_id, request_id)
+    request = messages.request_item(tenant_id, request_id)
     if request is None:
         raise NotFound("not_found", f"No message {request_id}.")
     if request.get("cancelled_at"):

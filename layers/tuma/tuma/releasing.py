@@ -12,16 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from tuma.domain import scheduling
-from tuma.domain.times import iso_millis
+from tuma.domain.times import iso_millis, parse_iso
 from tuma.observability import logger
-from tuma.store import queue, schedules
+from tuma.store import messages, queue, schedules
 
 RELEASED, CANCELLED, ALREADY_RELEASED, UNKNOWN = "released", "cancelled", "already_released", "unknown"
 
 
 def release(tenant_id: str, request_id: str, now: datetime) -> str:
     """Queue a scheduled request's jobs; what happened, as one of the names above."""
-    request = schedules.request_item(tenant_id, request_id)
+    request = messages.request_item(tenant_id, request_id)
     if request is None:
         logger.warning("scheduled request not found", extra={"message_id": request_id, "tenant_id": tenant_id})
         return UNKNOWN
@@ -30,7 +30,7 @@ def release(tenant_id: str, request_id: str, now: datetime) -> str:
     if request.get("released_at"):
         return ALREADY_RELEASED
     jobs = schedules.held_jobs(tenant_id, request_id)
-    scheduled_at = scheduling.parse_iso(request["scheduled_at"]) if request.get("scheduled_at") else None
+    scheduled_at = parse_iso(request["scheduled_at"]) if request.get("scheduled_at") else None
     # Scheduler's 60-second precision may wake us before the time: the queue holds the rest.
     delay = scheduling.queue_delay_seconds(scheduled_at, now)
     queue.enqueue(jobs, delay)

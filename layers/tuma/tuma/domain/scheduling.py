@@ -50,11 +50,6 @@ def _shown(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(text: str) -> datetime:
-    """A time Tuma stored (iso_millis: UTC with a Z)."""
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
-
-
 def held_by_scheduler(scheduled_at: datetime, now: datetime, min_lead: timedelta = SCHEDULER_MIN_LEAD) -> bool:
     """Whether a one-time schedule holds the request (True) or the queue's DelaySeconds (False)."""
     return scheduled_at - now >= min_lead

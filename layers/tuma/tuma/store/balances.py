@@ -14,13 +14,13 @@ from botocore.exceptions import ClientError
 
 from tuma.domain.balances import KnownBalance
 from tuma.domain.times import iso_millis
-from tuma.store.table import expires_at, is_conditional_failure, table
+from tuma.store.table import expires_at, is_conditional_failure, provider_key, table
 
 BALANCE_SK = "BALANCE"
 
 
 def balance_key(provider: str) -> dict:
-    return {"pk": f"PROVIDER#{provider}", "sk": BALANCE_SK}
+    return provider_key(provider, BALANCE_SK)
 
 
 class DynamoBalanceCache:

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from tuma.domain.ids import recipient_id
 from tuma.domain.status import CANCELLED
 from tuma.store.table import (
-    REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, recipient_sk, table)
+    REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once, query_all,
+    recipient_sk, table)
 
 JOB_CANCELLED = "cancelled"  # a job item's state, beside tuma.store.sending's in_flight | retry | done
 JOB_RETRY = "retry"
@@ -92,14 +93,7 @@ def put_cancelled_messages(tenant_id: str, request_id: str, indices: list[int], 
 
 def put_cancelled_message(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> bool:
     """One message's `cancelled` item, unless it has an item already (False)."""
-    try:
-        table().put_item(Item=_message_item(tenant_id, request_id, index, at, expires),
-                         ConditionExpression="attribute_not_exists(pk)")
-    except ClientError as problem:
-        if not is_conditional_failure(problem):
-            raise
-        return False
-    return True
+    return put_once(_message_item(tenant_id, request_id, index, at, expires))
 
 
 def mark_request_cancelled(tenant_id: str, request_id: str, at: str) -> None:
@@ -110,12 +104,7 @@ def mark_request_cancelled(tenant_id: str, request_id: str, at: str) -> None:
 
 def rejected_positions(tenant_id: str, request_id: str) -> set[int]:
     """The positions rejected when the request was accepted (they have no job)."""
-    rejected, start = set(), None
-    while True:
-        page = table().query(
-            KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)) & Key("sk").begins_with("C#"),
-            ProjectionExpression="rejected", ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        rejected |= {int(i) for item in page["Items"] for i in (item.get("rejected") or {})}
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return rejected
+    chunks = query_all(
+        KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)) & Key("sk").begins_with("C#"),
+        ProjectionExpression="rejected", ConsistentRead=True)
+    return {int(i) for item in chunks for i in (item.get("rejected") or {})}

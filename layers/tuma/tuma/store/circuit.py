@@ -14,13 +14,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tuma.domain.circuit import CLOSED, HALF_OPEN, OPEN, CircuitSettings, Gate, probe_due
 from tuma.observability import logger
-from tuma.store.table import is_conditional_failure, table
+from tuma.store.table import is_conditional_failure, provider_key, table
 
 CIRCUIT_SK = "CIRCUIT"
 
 
 def circuit_key(provider: str) -> dict:
-    return {"pk": f"PROVIDER#{provider}", "sk": CIRCUIT_SK}
+    return provider_key(provider, CIRCUIT_SK)
 
 
 def read_circuit(provider: str) -> dict:

@@ -11,8 +11,9 @@ from boto3.dynamodb.conditions import Key
 
 from tuma.domain.ids import chunk_start
 from tuma.domain.scheduling import job_start
+from tuma.domain.times import parse_iso
 from tuma.store.schedules import held_job_item
-from tuma.store.table import REQUEST_SK, batch_write, chunk_sk, expires_at, message_pk, recipient_sk, table
+from tuma.store.table import REQUEST_SK, batch_write, chunk_sk, expires_at, message_pk, query_all, recipient_sk, table
 
 if TYPE_CHECKING:  # the status function reads messages without loading the validation code
     from tuma.domain.requests import AcceptedRequest
@@ -27,7 +28,7 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
     its scheduled time keeps the jobs themselves (tuma.store.schedules)."""
     pk = message_pk(accepted.tenant_id, accepted.request_id)
     # Retention counts from when the messages go out: a send held 30 days must outlive a shorter RetentionDays.
-    expires = expires_at(max(now, datetime.fromisoformat(accepted.scheduled_at)) if accepted.scheduled_at else now)
+    expires = expires_at(max(now, parse_iso(accepted.scheduled_at)) if accepted.scheduled_at else now)
     request = {
         "pk": pk, "sk": REQUEST_SK, "kind": kind, "request_id": accepted.request_id,
         "tenant_id": accepted.tenant_id, "from": accepted.sender,
@@ -45,16 +46,16 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
 
 # --- reading -------------------------------------------------------------------------------
 
+def request_item(tenant_id: str, request_id: str) -> dict | None:
+    """The request item alone."""
+    return table().get_item(Key={"pk": message_pk(tenant_id, request_id), "sk": REQUEST_SK},
+                            ConsistentRead=True).get("Item")
+
+
 def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[dict], dict[int, dict]]:
     """The request item, its chunk items and its message items by index: one paged query."""
-    items, start = [], None
-    while True:
-        page = table().query(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)),
-                             ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        items += page["Items"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            break
+    items = list(query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)),
+                           ConsistentRead=True))
     request = next((i for i in items if i["sk"] == REQUEST_SK), None)
     chunks = [i for i in items if i["sk"].startswith("C#")]
     messages = {int(i["sk"][2:]): i for i in items if i["sk"].startswith("R#")}
@@ -76,20 +77,16 @@ def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int
     """The request item; the status and cost of every message the sender has touched, by index;
     and the chunk items' `segments` and `rejected` (for the cost of the rest). One paged query
     over the chunk and message items, projected to those attributes."""
-    pk = message_pk(tenant_id, request_id)
-    request = table().get_item(Key={"pk": pk, "sk": REQUEST_SK}, ConsistentRead=True).get("Item")
-    touched, chunks, start = {}, [], None
-    while request:
-        page = table().query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").between("C#", "R#~"),
-                             ProjectionExpression="sk, #s, cost, #g, rejected",
-                             ExpressionAttributeNames={"#s": "status", "#g": "segments"},
-                             ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        for item in page["Items"]:
-            if item["sk"].startswith("R#"):
-                touched[int(item["sk"][2:])] = item
-            elif item["sk"].startswith("C#"):
-                chunks.append(item)
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            break
+    request = request_item(tenant_id, request_id)
+    touched, chunks = {}, []
+    if request is None:
+        return request, touched, chunks
+    for item in query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id))
+                          & Key("sk").between("C#", "R#~"),
+                          ProjectionExpression="sk, #s, cost, #g, rejected",
+                          ExpressionAttributeNames={"#s": "status", "#g": "segments"}, ConsistentRead=True):
+        if item["sk"].startswith("R#"):
+            touched[int(item["sk"][2:])] = item
+        elif item["sk"].startswith("C#"):
+            chunks.append(item)
     return request, touched, chunks

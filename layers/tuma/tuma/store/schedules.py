@@ -18,7 +18,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from tuma.domain import scheduling
-from tuma.store.table import _CREATING, REQUEST_SK, is_conditional_failure, message_pk, table
+from tuma.store.table import _CREATING, REQUEST_SK, is_conditional_failure, message_pk, query_all, table
 
 HELD_PREFIX = "S#"
 
@@ -41,20 +41,9 @@ def held_job_item(pk: str, job: dict, expires: int) -> dict:
 
 
 def held_jobs(tenant_id: str, request_id: str) -> list[dict]:
-    jobs, start = [], None
-    while True:
-        page = table().query(
-            KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)) & Key("sk").begins_with(HELD_PREFIX),
-            ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        jobs += [json.loads(item["job"]) for item in page["Items"]]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return jobs
-
-
-def request_item(tenant_id: str, request_id: str) -> dict | None:
-    return table().get_item(Key={"pk": message_pk(tenant_id, request_id), "sk": REQUEST_SK},
-                            ConsistentRead=True).get("Item")
+    return [json.loads(item["job"]) for item in query_all(
+        KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)) & Key("sk").begins_with(HELD_PREFIX),
+        ConsistentRead=True)]
 
 
 def mark_released(tenant_id: str, request_id: str, at: str) -> bool:

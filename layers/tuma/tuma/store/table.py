@@ -6,6 +6,8 @@
   T#<tenant>#M#<request id> / J#<n>      the send job whose first message is n: its claim and progress
   T#<tenant>#M#<request id> / R#<n>      message n once the sender has an outcome: status, history
   KEY#<sha256 of api key>   / KEY        an API key's tenant
+  PROVIDER#<name>           / BALANCE    a provider's cached balance (tuma.store.balances)
+  PROVIDER#<name>           / CIRCUIT    a provider's circuit breaker (tuma.store.circuit)
 
 The tenant is part of every message key, so one tenant cannot read another's messages even by
 guessing ids. Items carry `expires_at` (epoch seconds) for TTL retention."""
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -50,6 +53,11 @@ def chunk_sk(start: int) -> str:
 
 def job_sk(first_index: int) -> str:
     return f"J#{first_index:06d}"
+
+
+def provider_key(provider: str, sk: str) -> dict:
+    """An item about one provider account (Tuma's, not a tenant's)."""
+    return {"pk": f"PROVIDER#{provider}", "sk": sk}
 
 
 def expires_at(moment: datetime) -> int:
@@ -91,10 +99,22 @@ def _write_batches(requests: list[dict]) -> None:
             raise RuntimeError("DynamoDB kept items unprocessed after 8 attempts")
 
 
-def put_once(item: dict) -> None:
-    """Put an item unless one with its key exists."""
+def put_once(item: dict) -> bool:
+    """Put an item unless one with its key exists; whether it was put."""
     try:
         table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
+        return False
+    return True
+
+
+def query_all(**query) -> Iterator[dict]:
+    """Every item a Query finds, page after page."""
+    while True:
+        page = table().query(**query)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
