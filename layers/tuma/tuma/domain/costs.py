@@ -20,10 +20,15 @@ UNSENT = frozenset({QUEUED, SENDING, "scheduled"})
 
 
 def amount(cost: object) -> Decimal | None:
-    """A recorded cost as a number: "KES 0.90" as SayaSMS writes it (or a plain DynamoDB number)."""
-    if isinstance(cost, (Decimal, int)) and not isinstance(cost, bool):
-        return Decimal(cost)
-    return parse_kes(cost) if isinstance(cost, str) else None
+    """A cost as a number: "KES 0.90" as SayaSMS writes it, or a plain number (DynamoDB's Decimal,
+    or a provider's JSON number); None if it is neither, or not finite."""
+    if isinstance(cost, bool):
+        return None
+    if isinstance(cost, (Decimal, int, float)):
+        value = Decimal(str(cost)) if isinstance(cost, float) else Decimal(cost)
+    else:
+        value = parse_kes(cost) if isinstance(cost, str) else None
+    return value if value is not None and value.is_finite() else None
 
 
 def rate_for(provider: str | None, rates: dict[str, Decimal], default_provider: str) -> Decimal:

@@ -48,11 +48,12 @@ class Outcome:
     cost_estimated: bool = False  # `cost` is our rate × segments, not the provider's figure
 
     @classmethod
-    def of(cls, attempt: Attempt, cost: str | None = None, cost_estimated: bool = False) -> "Outcome":
+    def of(cls, attempt: Attempt, estimate: str | None = None) -> "Outcome":
+        """The attempt's answer, priced by the provider or, failing that, by `estimate`."""
         answer = attempt.answer
-        return cls(answer.status, attempt.provider, answer.provider_message_id, cost or answer.cost,
+        return cls(answer.status, attempt.provider, answer.provider_message_id, answer.cost or estimate,
                    answer.error_code, answer.reason, attempt.failover_from, attempt.failover_reason,
-                   cost_estimated and not answer.cost)
+                   cost_estimated=not answer.cost and estimate is not None)
 
 
 @dataclass
@@ -123,12 +124,11 @@ def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Call
         for attempt in dispatcher.send(job.sender, claim.to_send, job.provider):
             if attempt.answer.status == NOT_TAKEN:
                 not_taken.append(attempt)
-            elif attempt.answer.cost or attempt.provider is None or attempt.answer.status != SENT:
-                # Only a message the provider took is charged: a refused or ambiguous one is not priced.
-                outcomes.append((attempt.recipient, Outcome.of(attempt)))
             else:
-                cost = estimate_cost(attempt.provider, attempt.recipient.body)
-                outcomes.append((attempt.recipient, Outcome.of(attempt, cost, cost_estimated=cost is not None)))
+                # Only a message the provider took is charged; one it took without a price (254sms) is estimated.
+                unpriced = attempt.answer.status == SENT and not attempt.answer.cost and attempt.provider
+                estimate = estimate_cost(attempt.provider, attempt.recipient.body) if unpriced else None
+                outcomes.append((attempt.recipient, Outcome.of(attempt, estimate)))
     store.record(job, claim, outcomes, clock())
     reason = (not_taken[0].answer.reason or "not taken") if not_taken else ""
     store.finish(job, claim, [a.recipient for a in not_taken], reason, clock())

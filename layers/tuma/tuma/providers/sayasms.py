@@ -10,10 +10,10 @@ bulk answer's `messages[]` are matched to ours by position."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from tuma.domain.providers import OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome
-from tuma.domain.segments import kes, parse_kes
+from tuma.domain.costs import amount
+from tuma.domain.segments import kes
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import call, json_body
 
@@ -73,7 +73,5 @@ def _outcome(answer: dict | None) -> RecipientOutcome:
 
 def _cost(value: object) -> str | None:
     """SayaSMS's cost as "KES 0.90"; None (the sender then estimates it) when it is not an amount."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    amount = parse_kes(value) if isinstance(value, str) else Decimal(str(value))
-    return kes(amount) if amount is not None and amount.is_finite() else None
+    figure = amount(value)
+    return kes(figure) if figure is not None else None
