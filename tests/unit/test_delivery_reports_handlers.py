@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from conftest import create_table
 from tuma.domain.callbacks import verify
 from tuma.store import table as table_module
 from tuma.store import tenants
@@ -47,11 +48,7 @@ def aws(monkeypatch):
                         "CALLBACK_BACKOFF_S": "7"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="tuma-test", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        create_table(boto3.client("dynamodb"))  # the table as conftest makes it for every unit test
         boto3.client("ssm").put_parameter(Name="/tuma/test/webhook/sayasms_token", Value=TOKEN, Type="SecureString")
         queue_url = boto3.client("sqs").create_queue(QueueName="callbacks")["QueueUrl"]
         monkeypatch.setenv("CALLBACK_QUEUE_URL", queue_url)

@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from conftest import create_table
 from tuma.domain import reports
 from tuma.domain.jobs import JobRecipient, SendJob
 from tuma.domain.reports import MessageRef, parse_report
@@ -36,11 +37,7 @@ def table(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("TABLE_NAME", "tuma-test")
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="tuma-test", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        create_table(boto3.client("dynamodb"))  # the table as conftest makes it for every unit test
         table_module.table.cache_clear()
         tenants._cache.clear()
         yield table_module.table()
