@@ -159,3 +159,63 @@ def test_no_post_is_started_without_time_to_finish_it(callback, context):
     assert receiver.got == []
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m1", "m2"]
     assert callback.delays == {"r1": callback.SKIPPED_RETRY_S, "r2": callback.SKIPPED_RETRY_S}
+
+
+# --- the SayaSMS webhook (issue 10): token rotation, hostile bodies ----------------------------
+
+from test_delivery_reports_handlers import REPORT, url_event  # noqa: E402  (the webhook's event shape)
+
+CURRENT, PREVIOUS = "tok_current_" + "c" * 32, "tok_previous_" + "p" * 32
+
+
+@pytest.fixture
+def webhook(functions, context, aws):
+    from aws_lambda_powertools.utilities import parameters
+
+    aws.ssm.put_parameter(Name="/tuma/test/webhook/sayasms_token", Value=CURRENT, Type="SecureString")
+    module = functions("webhook")
+
+    def call(token: str, body: str | None = REPORT, base64: bool = False, content_type: str = "application/json"):
+        event = url_event(body, token)
+        event["headers"]["content-type"] = content_type
+        event["isBase64Encoded"] = base64
+        parameters.clear_caches()
+        answer = module.handler(event, context)
+        return answer["statusCode"], json.loads(answer["body"])
+    return call
+
+
+def test_during_a_rotation_the_webhook_takes_the_current_and_the_previous_token(webhook, aws):
+    from tuma import settings
+
+    assert settings.env("CONFIG_PATH") == "/tuma/test"
+    aws.ssm.put_parameter(Name="/tuma/test/webhook/sayasms_token_previous", Value=PREVIOUS, Type="SecureString")
+
+    assert webhook(CURRENT)[0] == 200
+    assert webhook(PREVIOUS)[0] == 200  # a report for a message sent before the rotation
+    assert webhook("tok_other")[0] == 401
+
+    aws.ssm.delete_parameter(Name="/tuma/test/webhook/sayasms_token_previous")  # the window closes
+
+    assert webhook(PREVIOUS)[0] == 401
+    assert webhook(CURRENT)[0] == 200
+
+
+def test_a_non_utf8_octet_stream_body_with_a_valid_token_is_a_400(webhook):
+    import base64
+
+    body = base64.b64encode(b'{"event": "message.delivered", "message_id": "\xff\xfe"}').decode()
+
+    code, answer = webhook(CURRENT, body, base64=True, content_type="application/octet-stream")
+
+    assert code == 400
+    assert answer["error"]["code"] == "invalid_report" and set(answer["error"]) == {"code", "message", "details"}
+
+
+def test_a_body_over_64_kib_is_a_413_in_tumas_error_shape(webhook):
+    body = json.dumps({**json.loads(REPORT), "padding": "x" * (64 * 1024)})
+
+    code, answer = webhook(CURRENT, body)
+
+    assert code == 413
+    assert answer["error"]["code"] == "payload_too_large" and answer["error"]["details"] == []
