@@ -167,3 +167,38 @@ def test_parking_keeps_the_message_and_its_reason_in_the_dlq(aws):
     attributes = aws.sqs.get_queue_attributes(QueueUrl=aws.dlq_url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
     assert message["MessageAttributes"]["reason"]["StringValue"] == "not JSON"
+
+
+# --- the template's wiring -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resources():
+    from pathlib import Path
+
+    from cfnlint.decode import decode
+
+    template, problems = decode(str(Path(__file__).resolve().parents[2] / "template.yaml"))
+    assert not problems
+    return template["Resources"]
+
+
+def test_the_send_dlq_has_a_consumer_and_keeps_jobs_longer_than_the_send_queue(resources):
+    dlq = resources["SendDeadLetterQueue"]["Properties"]
+    send = resources["SendQueue"]["Properties"]
+    consumer = resources["DeadLettersFunction"]["Properties"]
+
+    [event] = consumer["Events"].values()
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["SendDeadLetterQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # A message moved to a DLQ keeps its first enqueue time: the DLQ must outlive the source's 4 days.
+    assert dlq["MessageRetentionPeriod"] > send.get("MessageRetentionPeriod", 345_600)
+    assert dlq["VisibilityTimeout"] >= consumer["Timeout"]
+
+
+@pytest.mark.parametrize("queue", ["SendDeadLetterQueue", "CallbackDeadLetterQueue"])
+def test_an_alarm_fires_on_any_message_waiting_in_either_dlq(resources, queue):
+    watching = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                and r["Properties"].get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]]
+    visible = [a for a in watching if a["MetricName"] == "ApproximateNumberOfMessagesVisible"]
+    assert visible and visible[0]["Threshold"] == 0 and visible[0]["ComparisonOperator"] == "GreaterThanThreshold"
+    assert "AlarmTopicArn" in json.dumps(visible[0]["AlarmActions"])
