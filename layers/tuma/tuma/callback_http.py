@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from http.client import HTTPException
 from urllib.parse import urlsplit
 
 import certifi
@@ -60,7 +61,7 @@ def post(url: str, body: bytes, headers: dict[str, str], network: str) -> int:
         answer = pool.urlopen("POST", target, body=body, headers={**headers, "Host": parts.netloc},
                               redirect=False, retries=False, preload_content=False, assert_same_host=False)
         return answer.status
-    except HTTPError as problem:
+    except (HTTPError, HTTPException, OSError) as problem:  # whatever the transport raises: no answer
         raise Failed(type(problem).__name__) from None
     finally:
         pool.close()
