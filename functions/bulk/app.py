@@ -15,6 +15,7 @@ app = api.resolver()
 def bulk():
     now = datetime.now(timezone.utc)
     accepted = accept_bulk(api.json_body(app), api.tenant_id(app), now)
+    api.require_sender_allowed(app, accepted.sender)
     accepting.store_and_queue(accepted, "bulk", now)
     return bulk_response(accepted), 202
 

@@ -18,6 +18,7 @@ app = api.resolver()
 def send():
     now = datetime.now(timezone.utc)
     accepted = accept_send(api.json_body(app), api.tenant_id(app), now)
+    api.require_sender_allowed(app, accepted.sender)
     accepting.store_and_queue(accepted, "send", now)
     return send_response(accepted), 202
 
@@ -26,6 +27,7 @@ def send():
 @tracer.capture_method
 def estimate():
     accepted = accept_send(api.json_body(app), api.tenant_id(app), datetime.now(timezone.utc))
+    api.require_sender_allowed(app, accepted.sender)
     metrics.add_metric(name="EstimatesAnswered", unit=MetricUnit.Count, value=1)
     return estimate_response(accepted, settings.rates()), 200
 

@@ -7,6 +7,7 @@ import json
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from tuma.domain import senders
 from tuma.domain.errors import ApiError, ValidationFailed
 from tuma.observability import logger
 
@@ -59,3 +60,10 @@ def tenant_id(app: APIGatewayRestResolver) -> str:
         raise RuntimeError("no tenant in the authorizer context: is the route behind the authorizer?")
     return tenant
 
+
+
+def require_sender_allowed(app: APIGatewayRestResolver, sender: str) -> None:
+    """403 sender_id_not_allowed unless the caller's key may send as `sender` (the authorizer's
+    context carries the key's sender ids)."""
+    authorizer = app.current_event.request_context.authorizer or {}
+    senders.require_allowed(sender, senders.from_context(authorizer.get("sender_ids")))

@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # routing loads phonenumbers: only the sender needs it
 SECRETS_MAX_AGE_S = 300  # a rotated key is picked up within five minutes
 
 
+class SettingsError(RuntimeError):
+    """A setting or secret Tuma cannot run with. Its text names the setting, never a secret's value."""
+
+
 def env(name: str, default: str | None = None) -> str:
     value = os.environ.get(name, default)
     if value is None:
@@ -69,7 +73,19 @@ def _amount(name: str, default: str) -> Decimal:
 
 def _secrets() -> dict[str, str]:
     path = env("CONFIG_PATH").rstrip("/") + "/providers"
-    return parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
+    found = parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
+    return {name: _credential(f"{path}/{name}", value) for name, value in found.items()}
+
+
+def _credential(parameter: str, value: str) -> str:
+    """A provider credential as a header or a JSON field can carry it. A value pasted into SSM often
+    ends in a newline, and requests refuses such a header with an error that quotes it whole
+    (`Bearer <key>`): the edges are stripped, and what still cannot be sent is refused by name."""
+    value = value.strip()
+    if not value or not value.isascii() or not value.isprintable():
+        raise SettingsError(f"SSM parameter {parameter} is empty or holds characters a request header "
+                            "cannot carry (control characters, line breaks, non-ASCII)")
+    return value
 
 
 def webhook_token() -> str:
@@ -118,4 +134,4 @@ def providers() -> dict[str, Provider]:
                                callback_url=sayasms_callback_url()),
         }
     except KeyError as missing:
-        raise RuntimeError(f"SSM parameter {env('CONFIG_PATH')}/providers/{missing.args[0]} is missing") from None
+        raise SettingsError(f"SSM parameter {env('CONFIG_PATH')}/providers/{missing.args[0]} is missing") from None

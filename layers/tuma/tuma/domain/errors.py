@@ -26,6 +26,12 @@ class TooLarge(ApiError):
     status = 413
 
 
+class Forbidden(ApiError):
+    """The caller is known, but this key may not do what it asks (e.g. send as another's sender id)."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
