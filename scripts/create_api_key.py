@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "tuma"))
+from tuma.domain.fields import job_schema_accepts  # noqa: E402
 from tuma.store.api_keys import create_api_key  # noqa: E402
 from tuma.store.tenants import ensure_signing_secret  # noqa: E402
 
@@ -25,6 +26,9 @@ def main() -> None:
     parser.add_argument("--tenant", required=True, help="tenant id the key belongs to")
     parser.add_argument("--label", default="", help="a note to tell keys apart")
     args = parser.parse_args()
+    if not job_schema_accepts("tenant_id", args.tenant):
+        # The send job's own rule (tuma/schemas/send_job.v1.json): every job of such a tenant would fail.
+        parser.error("--tenant must be 1 to 128 letters, digits, '.', '_' or '-'")
     stack = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     key_table = boto3.resource("dynamodb").Table(outputs["TableName"])
