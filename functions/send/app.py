@@ -16,11 +16,7 @@ app = api.resolver()
 @app.post("/v1/messages")
 @tracer.capture_method
 def send():
-    now = datetime.now(timezone.utc)
-    accepted = accept_send(api.json_body(app), api.tenant_id(app), now)
-    api.require_sender_allowed(app, accepted.sender)
-    accepting.store_and_queue(accepted, "send", now)
-    return send_response(accepted), 202
+    return accepting.accept(app, "send", accept_send, send_response)
 
 
 @app.post("/v1/messages/estimate")
