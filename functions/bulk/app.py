@@ -3,7 +3,7 @@ AWS requests (one item per 1,000 numbers, one job per 1,000 messages), answered 
 
 from datetime import datetime, timezone
 
-from tuma import accepting, api
+from tuma import accepting, api, suppressing
 from tuma.domain.bulk import accept_bulk, bulk_response
 from tuma.observability import logger, metrics, tracer
 
@@ -14,7 +14,7 @@ app = api.resolver()
 @tracer.capture_method
 def bulk():
     now = datetime.now(timezone.utc)
-    accepted = accept_bulk(api.json_body(app), api.tenant_id(app), now)
+    accepted = suppressing.screen(accept_bulk(api.json_body(app), api.tenant_id(app), now))
     accepting.store_and_queue(accepted, "bulk", now)
     return bulk_response(accepted), 202
 

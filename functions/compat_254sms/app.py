@@ -4,7 +4,7 @@ No Bearer authorizer on this route: the Tuma key is the body's `api_key`, checke
 
 from datetime import datetime, timezone
 
-from tuma import accepting, api
+from tuma import accepting, api, suppressing
 from tuma.domain import compat_254sms as compat
 from tuma.domain.errors import ApiError
 from tuma.domain.messages import accept_send
@@ -25,7 +25,7 @@ def sendsms():
             raise compat.Compat254Error("X001")
         logger.append_keys(tenant_id=tenant)
         try:
-            accepted = accept_send(request.send, tenant, now)
+            accepted = suppressing.screen(accept_send(request.send, tenant, now))
         except ApiError as problem:
             raise compat.refused(problem) from None
     except compat.Compat254Error as problem:
