@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tuma import accepting, api, settings
+from tuma import accepting, api, settings, suppressing
 from tuma.domain.estimates import estimate_response
 from tuma.domain.messages import accept_send, send_response
 from tuma.observability import logger, metrics, tracer
@@ -22,7 +22,7 @@ def send():
 @app.post("/v1/messages/estimate")
 @tracer.capture_method
 def estimate():
-    accepted = accept_send(api.json_body(app), api.tenant_id(app), datetime.now(timezone.utc))
+    accepted = suppressing.screen(accept_send(api.json_body(app), api.tenant_id(app), datetime.now(timezone.utc)))
     api.require_sender_allowed(app, accepted.sender)
     metrics.add_metric(name="EstimatesAnswered", unit=MetricUnit.Count, value=1)
     return estimate_response(accepted, settings.rates()), 200

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tuma import api, settings
+from tuma import api, settings, suppressing
 from tuma.domain import scheduling
 from tuma.domain.errors import Unavailable
 from tuma.domain.phones import mask
@@ -33,7 +33,7 @@ def accept(app, kind: str, validate: Validate, answer: Callable[[AcceptedRequest
     key = api.idempotency_key(app)
 
     def checked(*args) -> AcceptedRequest:
-        accepted = validate(*args)
+        accepted = suppressing.screen(validate(*args))  # opted-out numbers rejected `suppressed`
         api.require_sender_allowed(app, accepted.sender)  # 403 before anything is stored
         return accepted
 
