@@ -419,10 +419,11 @@ def start(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> RunningSimu
 
 def serve_until_signalled(sim: Simulator, port: int) -> None:
     """The command-line life cycle: announce the URL on stdout, serve until SIGINT or SIGTERM."""
-    running = start(sim, "127.0.0.1", port)
-    print(f"listening on {running.url}", flush=True)
     stop = threading.Event()
+    # Handlers first: whoever reads the announcement may signal at once.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    running = start(sim, "127.0.0.1", port)
+    print(f"listening on {running.url}", flush=True)
     stop.wait()
     running.stop()
