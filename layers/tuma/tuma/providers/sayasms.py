@@ -9,6 +9,7 @@ bulk answer's `messages[]` are matched to ours by position."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuma.domain.providers import OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome
@@ -28,7 +29,9 @@ class SayaSms:
     callback_url: str | None = None  # where SayaSMS posts delivery reports (Tuma's webhook)
     name: str = NAME
 
-    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+    def send(self, sender: str, messages: list[OutgoingMessage],
+             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
+        # One call whatever the messages: the dispatcher has checked the time for it.
         bodies = {m.body for m in messages}
         if len(bodies) == 1:
             payload = {"to": [m.number for m in messages], "from": sender, "body": bodies.pop()}
