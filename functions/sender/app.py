@@ -1,7 +1,7 @@
 """The sender: an SQS batch of jobs, sent concurrently; only failed jobs go back to the queue.
 
-A malformed job is moved to the DLQ with its reason and reported as handled, so it neither
-fails its neighbours nor is retried."""
+A malformed job, or a producer job whose request id names another job, is moved to the DLQ with
+its reason and reported as handled, so it neither fails its neighbours nor is retried."""
 
 import asyncio
 import time
@@ -25,8 +25,10 @@ from tuma.store.reports import ReportingMessageStore
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
 # Records outcomes, and links SayaSMS's ids to messages for delivery reports (tuma.store.reports).
 store = ReportingMessageStore(settings.expire_after())
-# A claim older than the function's timeout belongs to an invocation that can no longer finish.
-IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
+# A claim older than the function's timeout (template.yaml's SenderTimeoutSeconds, which is also
+# the function's Timeout) belongs to an invocation that can no longer finish; the margin covers
+# the clocks of two hosts disagreeing.
+IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")) + 5)
 RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
 ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly, before any job
 BREAKER = DynamoBreaker(settings.circuit_settings())
@@ -46,19 +48,18 @@ def _now() -> datetime:
 
 def handle_job(record: SQSRecord) -> None:
     try:
-        job = parse_job(record.body, record.message_id)
-    except MalformedJob as problem:
+        job = parse_job(record.body)
+        keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
+        dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now, time_left=_time_left,
+                                call_budget_s=CALL_BUDGET_S)
+        report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
+    except MalformedJob as problem:  # JobConflict too: raised before any provider call
         logger.warning("malformed job moved to the DLQ", extra={"sqs_message_id": record.message_id, "reason": str(problem)})
         queue.dead_letter(record.body, str(problem), record.message_id)
         metrics.add_metric(name="MalformedJobs", unit=MetricUnit.Count, value=1)
         return
-    keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
-    try:
-        dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now, time_left=_time_left,
-                                call_budget_s=CALL_BUDGET_S)
-        report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
     except Exception as problem:
-        logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
+        logger.warning("job will be retried", extra={"sqs_message_id": record.message_id, "reason": str(problem)})
         receive_count = int(record.attributes.approximate_receive_count or 1)
         queue.retry_later(record.receipt_handle, receive_count, RETRY_BASE_SECONDS)
         raise
