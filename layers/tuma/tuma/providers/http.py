@@ -78,7 +78,6 @@ def session() -> requests.Session:
     global _session
     if _session is None:
         _session = requests.Session()
-        _session.max_redirects = 0
         # No automatic retries: a retried POST could send an SMS twice. SQS does the retrying.
         adapter = _Adapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
         _session.mount("https://", adapter)
