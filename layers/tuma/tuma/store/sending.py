@@ -117,7 +117,8 @@ class MessageStore:
         for recipient, outcome in outcomes:
             item = _message_item(job, claim, recipient, outcome, at, expires)
             writes.setdefault(item["sk"], (item, recipient.index in orphans))
-        chunks = [list(writes.values())[i:i + TRANSACTION_ITEMS] for i in range(0, len(writes), TRANSACTION_ITEMS)]
+        ordered = list(writes.values())
+        chunks = [ordered[i:i + TRANSACTION_ITEMS] for i in range(0, len(ordered), TRANSACTION_ITEMS)]
         met_existing = [chunk for chunk in chunks if not _put_all_new([item for item, _ in chunk])]
         one_by_one = [write for chunk in met_existing for write in chunk]
         if one_by_one:
@@ -175,6 +176,8 @@ def _write_one(item: dict, orphan: bool) -> None:
             return  # recorded already: by the invocation this one took over, or by an earlier try
         if _update(item, old):
             return
+    logger.warning("outcome not recorded: the message kept changing under the sender",
+                   extra={"status": item["status"], "message_id": item["message_id"]})
 
 
 def _update(item: dict, old: dict) -> bool:
