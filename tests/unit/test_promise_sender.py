@@ -19,7 +19,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from conftest import REPO, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, utc
+from conftest import REPO, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, sqs_event, utc
 from tuma.domain.circuit import CircuitSettings, NoBreaker
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import JobRecipient, SendJob, parse_job
@@ -408,16 +408,20 @@ def test_a_late_sent_never_overwrites_a_later_status(aws, simsaya, clock):
     assert stored["history"][-1]["note"] == "late: the message is already delivered; status unchanged"
 
 
-def test_the_sender_timeout_and_its_claim_grace_come_from_one_value_in_the_template():
+def test_the_sender_timeout_and_its_claim_grace_come_from_one_value_in_the_template(functions, aws, context):
+    """template.yaml sets the sender's Timeout once; the claim grace and the circuit's probe grace
+    are read from the Lambda context, so they cannot drift from it (no SENDER_TIMEOUT_S copy)."""
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_multi_constructor("!", lambda loader, tag, node: {tag: loader.construct_scalar(node)
-                                                                 if isinstance(node, yaml.ScalarNode) else None})
+    Loader.add_multi_constructor("!", lambda loader, tag, node: None)
     template = yaml.load((REPO / "template.yaml").read_text(), Loader=Loader)
     sender = template["Resources"]["SenderFunction"]["Properties"]
-    timeout = sender["Timeout"]
-    assert timeout == {"Ref": "SenderTimeoutSeconds"}
-    assert sender["Environment"]["Variables"]["SENDER_TIMEOUT_S"] == timeout
-    assert template["Parameters"]["SenderTimeoutSeconds"]["MaxValue"] <= \
-        template["Resources"]["SendQueue"]["Properties"]["VisibilityTimeout"]
+    assert "SENDER_TIMEOUT_S" not in sender["Environment"]["Variables"]
+    assert sender["Timeout"] <= template["Resources"]["SendQueue"]["Properties"]["VisibilityTimeout"]
+
+    app = functions("sender")
+    context.get_remaining_time_in_millis = lambda: 44_987  # a function whose Timeout is 45 s
+    app.handler(sqs_event(["not a job"]), context)  # any batch: the handler reads the context first
+    assert app._grace["claim"] == timedelta(seconds=45 + app.CLOCK_MARGIN_S)
+    assert app.BREAKER.settings.probe_grace == timedelta(seconds=45)
