@@ -1,10 +1,12 @@
 """The sender: an SQS batch of jobs, sent concurrently; only failed jobs go back to the queue.
 
-A malformed job is moved to the DLQ with its reason and reported as handled, so it neither
-fails its neighbours nor is retried."""
+A malformed job, or a producer job whose request id names another job, is moved to the DLQ with
+its reason and reported as handled, so it neither fails its neighbours nor is retried."""
 
 import asyncio
+import math
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -26,7 +28,11 @@ processor = AsyncBatchProcessor(event_type=EventType.SQS)
 # Records outcomes, and links SayaSMS's ids to messages for delivery reports (tuma.store.reports).
 store = ReportingMessageStore(settings.expire_after())
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
-IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
+# The timeout is read from the Lambda context (what is left at the handler's start, rounded up:
+# the function's Timeout), so template.yaml sets it in one place; the margin covers the clocks of
+# two hosts disagreeing.
+CLOCK_MARGIN_S = 5
+_grace = {"claim": timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")) + CLOCK_MARGIN_S)}
 RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
 ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly, before any job
 BREAKER = DynamoBreaker(settings.circuit_settings())
@@ -34,6 +40,11 @@ ESTIMATE_COST = costs.estimator(settings.rates())  # 254sms prices nothing: segm
 # The longest one provider call may take, and recording its answer after it.
 CALL_BUDGET_S = timeouts.CONNECT_TIMEOUT_S + timeouts.READ_TIMEOUT_S + 3
 _deadline = {"at": float("inf")}  # this invocation's end (time.monotonic()), set by the handler
+
+
+def function_timeout(remaining_ms_at_start: int) -> timedelta:
+    """The function's Timeout, from the time left when its handler starts (whole seconds)."""
+    return timedelta(seconds=math.ceil(remaining_ms_at_start / 1000))
 
 
 def _time_left() -> float:
@@ -46,22 +57,21 @@ def _now() -> datetime:
 
 def handle_job(record: SQSRecord) -> None:
     try:
-        job = parse_job(record.body, record.message_id)
-    except MalformedJob as problem:
-        logger.warning("malformed job moved to the DLQ", extra={"sqs_message_id": record.message_id, "reason": str(problem)})
-        queue.dead_letter(record.body, str(problem), record.message_id)
-        metrics.add_metric(name="MalformedJobs", unit=MetricUnit.Count, value=1)
-        return
-    keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
-    try:
+        job = parse_job(record.body)
+        keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
         if not job.from_api:  # the API screened its own requests at accept (tuma.suppressing)
             job = suppressing.screen_job(job)
         dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now, time_left=_time_left,
                                 call_budget_s=CALL_BUDGET_S)
-        report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
+        report = send_job(job, store, dispatcher, _now, _grace["claim"], estimate_cost=ESTIMATE_COST)
+    except MalformedJob as problem:  # JobConflict too: raised before any provider call
+        logger.warning("malformed job moved to the DLQ", extra={"sqs_message_id": record.message_id, "reason": str(problem)})
+        queue.dead_letter(record.body, str(problem), record.message_id)
+        metrics.add_metric(name="MalformedJobs", unit=MetricUnit.Count, value=1)
+        return
     except Exception as problem:
         shown = loggable(problem)  # the batch's error reaches the log too: raise only what may be read
-        logger.warning("job will be retried", extra={**keys, "reason": str(shown)})
+        logger.warning("job will be retried", extra={"sqs_message_id": record.message_id, "reason": str(shown)})
         receive_count = int(record.attributes.approximate_receive_count or 1)
         queue.retry_later(record.receipt_handle, receive_count, RETRY_BASE_SECONDS)
         raise shown from None
@@ -93,6 +103,10 @@ async def handle_job_async(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    _deadline["at"] = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+    remaining_ms = context.get_remaining_time_in_millis()
+    _deadline["at"] = time.monotonic() + remaining_ms / 1000
+    timeout = function_timeout(remaining_ms)
+    _grace["claim"] = timeout + timedelta(seconds=CLOCK_MARGIN_S)
+    BREAKER.settings = replace(BREAKER.settings, probe_grace=timeout)  # a probe's sender is gone after it
     return async_process_partial_response(event=event, record_handler=handle_job_async, processor=processor,
                                           context=context)

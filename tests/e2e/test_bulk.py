@@ -82,6 +82,7 @@ def test_a_malformed_producer_job_goes_to_the_dlq_with_its_reason_and_spares_its
     sqs = stack.client("sqs")
     queue_url, dlq_url = stack.outputs["SendQueueUrl"], stack.outputs["SendDeadLetterQueueUrl"]
     good = {"version": 1, "tenant_id": "local-dev", "provider": "sayasms", "from": "PRODUCER",
+            "idempotency_key": f"e2e-{time.time_ns()}",
             "body": "Sent by a producer", "recipients": [{"number": "0712345678"}, {"number": "0722111222"}]}
     malformed = {"version": 1, "tenant_id": "local-dev", "provider": "sayasms", "from": "PRODUCER", "recipients": []}
 
@@ -101,9 +102,8 @@ def test_a_malformed_producer_job_goes_to_the_dlq_with_its_reason_and_spares_its
     assert "recipients" in parked[json.dumps(malformed)]
     assert parked["this is not a job"].startswith("not JSON")
 
-    good_id = next(e["MessageId"] for e in answer["Successful"] if e["Id"] == "good")
-    from tuma.domain.ids import derived_request_id  # the documented rule for a job without ids
-    request_id = derived_request_id(good_id)
+    from tuma.domain.jobs import producer_request_id  # the documented rule for a job without ids
+    request_id = producer_request_id(good)
     view = client.wait_for(request_id, done=lambda v: v.get("counts", {}).get("sent") == 2)
     assert view["counts"] == {"sent": 2}
     assert [c["body"]["to"] for c in sayasms.requests("/v1/messages")] == [["+254712345678", "+254722111222"]]

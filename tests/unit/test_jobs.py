@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tuma.domain import ids
-from tuma.domain.jobs import JobRecipient, MalformedJob, SendJob, parse_job
+from tuma.domain.jobs import JobRecipient, MalformedJob, SendJob, parse_job, producer_request_id
 
 REQUEST_ID = "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"
 OTHER_REQUEST_ID = "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT5"
@@ -104,20 +104,23 @@ def test_a_recipient_body_overrides_the_shared_one():
 # --- jobs from producers ---------------------------------------------------------------------
 
 
-def test_a_producer_job_without_ids_gets_ids_derived_from_its_queue_message():
+def test_a_producer_job_without_ids_gets_ids_derived_from_its_content():
     parsed = parse(PRODUCER_JOB)
 
     assert not parsed.from_api
     assert re.fullmatch(rf"msg_{ULID}", parsed.request_id)
-    assert parsed.request_id == ids.derived_request_id(SQS_ID)
+    assert parsed.request_id == producer_request_id(PRODUCER_JOB)
     assert [r.message_id for r in parsed.recipients] == [f"{parsed.request_id}_1", f"{parsed.request_id}_2"]
     assert [(r.number, r.body) for r in parsed.recipients] == [
         ("+254712345678", "Hi Grace, order KE2041 is ready"), ("+254722111222", "Hi Peter, order KE2042 has shipped")]
 
 
 def test_a_redelivered_producer_job_gets_the_same_ids_and_another_job_other_ids():
-    assert parse(PRODUCER_JOB, SQS_ID) == parse(PRODUCER_JOB, SQS_ID)
-    assert parse(PRODUCER_JOB, SQS_ID).request_id != parse(PRODUCER_JOB, "another-message").request_id
+    # A redrive or a retried send_message gives the same job another SQS message id.
+    assert parse(PRODUCER_JOB, SQS_ID) == parse(PRODUCER_JOB, "another-message")
+    assert parse(PRODUCER_JOB).request_id != parse(job(PRODUCER_JOB, **{"from": "OTHER"})).request_id
+    keyed = job(PRODUCER_JOB, idempotency_key="order-KE2041")
+    assert parse(keyed).request_id == parse(job(keyed, **{"from": "OTHER"})).request_id != parse(PRODUCER_JOB).request_id
 
 
 def test_a_producer_may_name_its_own_request_id():

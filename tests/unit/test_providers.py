@@ -273,7 +273,7 @@ def test_254sms_error_codes_fail_the_messages_with_that_code_and_its_meaning(sms
     # X001-X003 are about our key or token, not the message: another provider may send it.
     account = code != "X000"
     assert outcomes == [RecipientOutcome("failed", error_code=code, reason=SMS254_ERRORS[code],
-                                         account_problem=account)] * 2
+                                         account_problem=account, provider_failed=account)] * 2
     assert all(o.may_go_elsewhere == account for o in outcomes)
 
 
@@ -307,7 +307,7 @@ def test_254sms_503_and_429_leave_the_messages_not_taken(sms254, sim254, status)
     sim254.faults({"status": status})
     outcomes = sms254.send("TUMA", msgs(NUMBERS))
     assert outcomes == [RecipientOutcome(NOT_TAKEN, error_code=str(status), reason=f"HTTP {status}",
-                                         transient=True)] * 2
+                                         transient=True, provider_failed=True)] * 2
     with pytest.raises(ProviderUnavailable) as raised:
         sms254.balance()
     assert raised.value.code == str(status)
@@ -327,7 +327,8 @@ def test_254sms_hang_makes_the_messages_unknown(sms254, sim254, short_read_timeo
     sim254.faults({"hang": True, "count": 1})
     outcomes = sms254.send("TUMA", msgs(NUMBERS))
     assert outcomes == [RecipientOutcome("unknown", error_code="read_timeout",
-                                         reason="no answer within 0.5 s after the request was sent")] * 2
+                                         reason="no answer within 0.5 s after the request was sent",
+                                         provider_failed=True)] * 2
     assert len(sim254.requests()) == 1
 
 
@@ -341,7 +342,7 @@ def test_254sms_an_unexpected_status_code_is_ambiguous(sms254, sim254):
     # HTTP 200 whose body has neither statusCode 101 nor X00n: it may or may not have sent.
     sim254.faults({"status": 200})
     assert sms254.send("TUMA", msgs(NUMBERS)) == [
-        RecipientOutcome("unknown", reason="unexpected statusCode missing")] * 2
+        RecipientOutcome("unknown", reason="unexpected statusCode missing", provider_failed=True)] * 2
     with pytest.raises(ProviderAmbiguous) as raised:
         sms254.balance()
     assert raised.value.reason == "unexpected statusCode missing"

@@ -17,7 +17,7 @@ import pytest
 from conftest import SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, utc
 from tuma.domain.circuit import NoBreaker
 from tuma.domain.failover import Dispatcher
-from tuma.domain.jobs import SendJob, parse_job
+from tuma.domain.jobs import JobConflict, SendJob, parse_job
 from tuma.domain.routing import policy_from
 from tuma.domain.messages import accept_send
 from tuma.domain.providers import ProviderUnavailable
@@ -27,7 +27,7 @@ from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
 from tuma.store import messages as message_store
 from tuma.store.sending import MessageStore
-from tuma.store.table import job_sk, message_pk, recipient_sk
+from tuma.store.table import message_pk, recipient_sk
 
 GRACE = timedelta(seconds=30)
 T0 = utc(2026, 3, 13, 14, 30, 0)
@@ -104,7 +104,7 @@ def item(aws, job: SendJob, n: int) -> dict | None:
 
 
 def job_item(aws, job: SendJob) -> dict | None:
-    return aws.item(message_pk(job.tenant_id, job.request_id), job_sk(job.recipients[0].index))
+    return aws.item(message_pk(job.tenant_id, job.request_id), f"J#{job.identity}")
 
 
 def statuses(aws, job: SendJob) -> list[str | None]:
@@ -309,13 +309,9 @@ def test_a_redelivered_job_sends_nothing_more(aws, store, setup, clock):
     assert job_item(aws, job)["attempts"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DOUBT tuma/store/sending.py:112 _job_key (J#<first index>): the claim belongs to a job's FIRST message "
-    "index, not to the job, so a second job of the same request starting at the same index (a producer "
-    "reusing its request_id and message ids for another job) finds the claim `done` and its other "
-    "messages are silently dropped: never sent, never recorded, no error; key the claim on the whole "
-    "set of message ids (e.g. a hash), or refuse such a job to the DLQ"))
 def test_a_different_job_sharing_the_first_message_id_is_not_silently_dropped(aws, store, setup, clock):
+    """The claim is keyed on the job's identity, and a producer job whose request id names
+    another job is refused whole (to the DLQ, with its reason): neither sent twice nor dropped."""
     provider, sim, provider_adapter = setup
     request_id = "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"
     first = producer_job(provider, [{"number": "0712345678", "body": "Hi", "message_id": f"{request_id}_1"}],
@@ -323,9 +319,12 @@ def test_a_different_job_sharing_the_first_message_id_is_not_silently_dropped(aw
     second = producer_job(provider, [{"number": "0712345678", "body": "Hi", "message_id": f"{request_id}_1"},
                                      {"number": "0722111222", "body": "Hi", "message_id": f"{request_id}_2"}],
                           queue_message_id="sqs-producer-2", request_id=request_id)
+    assert first.identity != second.identity
     send_job(first, store, via(provider_adapter, clock), clock, GRACE)
-    send_job(second, store, via(provider_adapter, clock), clock, GRACE)
-    assert statuses(aws, second)[1] is not None
+    with pytest.raises(JobConflict, match=f"request_id {request_id} already names another job"):
+        send_job(second, store, via(provider_adapter, clock), clock, GRACE)
+    assert [n for call in sim.answered() for n in sent_numbers(provider, call)] == ["+254712345678"]
+    assert statuses(aws, second) == [SENT, None]
 
 
 # --- hang: unknown, never resent -------------------------------------------------------------
@@ -432,14 +431,6 @@ def set_status(aws, job: SendJob, n: int, status: str) -> None:
                           ExpressionAttributeValues={":s": status})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DOUBT tuma/store/sending.py:83-91 MessageStore.record writes whole message items with BatchWriteItem, "
-    "no condition: a recorded outcome replaces whatever the item holds, so a `sent` written after the "
-    "message moved on turns `delivered` back into `sent` and drops its history. Safe only while nothing "
-    "else writes first: store/reports.py parks reports that come before the sender's write, but a second "
-    "writer (a live invocation whose claim was taken over because SENDER_TIMEOUT_S is below the function's "
-    "real Timeout, both hard-coded in template.yaml) breaks 'status only moves forward'; a conditional "
-    "write (attribute_not_exists, else history only) would keep it"))
 def test_a_late_sent_after_delivered_keeps_delivered_and_appends_history(aws, store, simsaya, clock):
     job = make_job("sayasms")
     claim = store.claim(job, clock(), GRACE)

@@ -4,7 +4,9 @@ For each message the policy gives a chain of providers (tuma.domain.routing). Th
 circuit is not open is called; a 429/503 is retried at once a few times (RETRY_PAUSES_S). The
 messages it definitively did not take (refused connection, 429/503 past those retries, account
 errors) go to the next provider in the chain. A message the provider may have taken (no answer,
-`unknown`) never goes to another: it could arrive twice. Every call's health feeds the breaker."""
+`unknown`) never goes to another: it could arrive twice. Every call's health feeds the breaker:
+any failure of the call as a whole (not taken, no usable answer, an account refusal) counts
+against it; a call cut short for time does not count at all."""
 
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ from datetime import datetime
 from tuma.domain.circuit import Breaker
 from tuma.domain.jobs import JobRecipient
 from tuma.domain.providers import (
-    NOT_TAKEN, OutgoingMessage, Provider, ProviderError, RecipientOutcome, outcomes_of_failed_call)
+    NO_TIME, NOT_TAKEN, OutgoingMessage, Provider, ProviderError, RecipientOutcome, outcomes_of_failed_call,
+    outcomes_of_unexpected)
 from tuma.domain.routing import RoutingPolicy
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 
 RETRY_PAUSES_S = (0.25, 1.0)  # a 429/503 is retried after these pauses before the next provider
-NO_ANSWER_CODES = {"read_timeout", "connection_closed", "500", "502", "504"}  # no usable answer: unhealthy
-CIRCUIT_OPEN, NO_TIME = "circuit_open", "no_time"  # not called: its circuit is open, or no time was left
+CIRCUIT_OPEN = "circuit_open"  # not called: its circuit is open (NO_TIME: no time was left)
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class Dispatcher:
                 answers = [RecipientOutcome(NOT_TAKEN, error_code=CIRCUIT_OPEN, reason="circuit open")] * len(remaining)
             else:
                 answers = self._call(self.providers[name], sender, remaining)
-                if answers[0].error_code != NO_TIME:
-                    self.breaker.record(name, gate, _healthy(answers), self.clock())
+                tried = [a for a in answers if a.error_code != NO_TIME]
+                if tried:
+                    self.breaker.record(name, gate, _healthy(tried), self.clock())
             still = []
             for recipient, answer in zip(remaining, answers):
                 if answer.may_go_elsewhere:
@@ -104,35 +107,45 @@ class Dispatcher:
         """The provider's answers, with 429/503 retried at once after each of `retry_pauses`. No
         call starts without `call_budget_s` left in the invocation: a call cut off by the
         function's timeout would leave its messages `unknown`; not called, they are retried."""
-        if self.time_left() < self.call_budget_s:
-            return [RecipientOutcome(NOT_TAKEN, error_code=NO_TIME, reason="no time left in this invocation")] * \
-                len(recipients)
-        answers = _call_once(provider, sender, recipients)
+        if not self._may_call():
+            return [_NO_TIME] * len(recipients)
+        answers = _call_once(provider, sender, recipients, self._may_call)
         for pause in self.retry_pauses:
             again = [i for i, a in enumerate(answers) if a.status == NOT_TAKEN and a.transient]
             if not again or self.time_left() < pause + self.call_budget_s:
                 break
             self.pause(pause)
-            for i, answer in zip(again, _call_once(provider, sender, [recipients[i] for i in again])):
+            for i, answer in zip(again, _call_once(provider, sender, [recipients[i] for i in again], self._may_call)):
                 answers[i] = answer
         return answers
 
+    def _may_call(self) -> bool:
+        """Whether one more provider call fits in what is left of the invocation. A provider that
+        makes several calls per send (254sms: one per distinct body) asks before each."""
+        return self.time_left() >= self.call_budget_s
 
-def _call_once(provider: Provider, sender: str, recipients: list[JobRecipient]) -> list[RecipientOutcome]:
+
+_NO_TIME = RecipientOutcome(NOT_TAKEN, error_code=NO_TIME, reason="no time left in this invocation")
+
+
+def _call_once(provider: Provider, sender: str, recipients: list[JobRecipient],
+               may_call: Callable[[], bool]) -> list[RecipientOutcome]:
     try:
-        answers = provider.send(sender, [OutgoingMessage(r.number, r.body) for r in recipients])
+        answers = provider.send(sender, [OutgoingMessage(r.number, r.body) for r in recipients], may_call)
     except ProviderError as problem:
         return outcomes_of_failed_call(problem, len(recipients))
+    except Exception as problem:  # noqa: BLE001 - a bug or a surprise: the request may have gone out
+        return outcomes_of_unexpected(provider.name, problem, len(recipients))
     if len(answers) != len(recipients):
         # An answer we cannot match to messages: the provider took the call, so nothing may be resent.
         reason = f"provider answered for {len(answers)} of {len(recipients)} messages"
-        return [RecipientOutcome(UNKNOWN, reason=reason)] * len(recipients)
+        return [RecipientOutcome(UNKNOWN, reason=reason, provider_failed=True)] * len(recipients)
     known = (SENT, FAILED, UNKNOWN, NOT_TAKEN)
     return [a if a.status in known else RecipientOutcome(UNKNOWN, reason=f"unexpected status {a.status}")
             for a in answers]
 
 
 def _healthy(answers: list[RecipientOutcome]) -> bool:
-    """A call is unhealthy when the provider failed as a whole for any of its messages (as opposed
-    to refusing one message, e.g. a number it cannot reach)."""
-    return not any(a.may_go_elsewhere or a.error_code in NO_ANSWER_CODES for a in answers)
+    """A call is unhealthy when the provider failed as a whole for any of its messages (not taken,
+    no usable answer, our account refused), as opposed to refusing one message or one request."""
+    return not any(a.may_go_elsewhere or a.provider_failed for a in answers)

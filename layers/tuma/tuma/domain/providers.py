@@ -9,12 +9,15 @@ The failure kinds decide what happens to a message:
 - ProviderRejected: the provider refused the call for good (254sms X000, other SayaSMS 4xx): the
   recipients are `failed` with the provider's code and reason, and not retried.
 - ProviderAmbiguous: the request went out and no usable answer came (read timeout, a connection
-  closed mid-answer, HTTP 500/502/504): the provider may have sent it, so it is never resent
-  automatically, by either provider; the recipients become `unknown`."""
+  closed mid-answer, a 5xx or 3xx that does not prove the opposite, an unreadable 2xx, any
+  unexpected exception): the provider may have sent it, so it is never resent automatically, by
+  either provider; the recipients become `unknown`.
+Every kind but ProviderRejected counts against the provider's circuit breaker (`provider_failed`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -45,6 +48,7 @@ class ProviderAmbiguous(ProviderError):
 
 
 NOT_TAKEN = "not_taken"  # not a status: the provider certainly did not take it, so it may be retried
+NO_TIME = "no_time"  # a not_taken's error code: not called, no time was left in the invocation
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RecipientOutcome:
     reason: str | None = None
     transient: bool = False  # not_taken by a 429/503: worth retrying at once
     account_problem: bool = False  # failed for our account, not the message: another provider may take it
+    provider_failed: bool = False  # the call failed as a whole at the provider: counts against its circuit
 
     @property
     def may_go_elsewhere(self) -> bool:
@@ -81,9 +86,11 @@ class Balance:
 class Provider(Protocol):
     name: str
 
-    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+    def send(self, sender: str, messages: list[OutgoingMessage],
+             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
         """Send `messages`; one outcome per message, in order. A failure of the whole call may
-        also be raised as a ProviderError."""
+        also be raised as a ProviderError. A provider that needs several HTTP calls asks
+        `may_call()` before each; a call it may not make leaves its messages not_taken (NO_TIME)."""
 
     def balance(self) -> dict:
         """The provider's balance fields; raises ProviderError when it cannot be had."""
@@ -93,10 +100,18 @@ def outcomes_of_failed_call(problem: ProviderError, count: int) -> list[Recipien
     """Per-message outcomes of a call that failed as a whole."""
     if isinstance(problem, ProviderUnavailable):
         outcome = RecipientOutcome(NOT_TAKEN, error_code=problem.code, reason=problem.reason,
-                                   transient=problem.transient)
+                                   transient=problem.transient, provider_failed=True)
     elif isinstance(problem, ProviderRejected):
+        account = isinstance(problem, ProviderAccountProblem)
         outcome = RecipientOutcome("failed", error_code=problem.code, reason=problem.reason,
-                                   account_problem=isinstance(problem, ProviderAccountProblem))
+                                   account_problem=account, provider_failed=account)
     else:
-        outcome = RecipientOutcome("unknown", error_code=problem.code, reason=problem.reason)
+        outcome = RecipientOutcome("unknown", error_code=problem.code, reason=problem.reason, provider_failed=True)
     return [outcome] * count
+
+
+def outcomes_of_unexpected(provider: str, problem: Exception, count: int) -> list[RecipientOutcome]:
+    """Per-message outcomes of a call that raised something no adapter expected: the request may
+    have gone out, so they are `unknown`, and the provider is counted as failing."""
+    reason = f"unexpected {type(problem).__name__} during the call"
+    return outcomes_of_failed_call(ProviderAmbiguous(provider, reason, code="unexpected_error"), count)

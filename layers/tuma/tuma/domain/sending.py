@@ -1,17 +1,22 @@
 """The sender's rule for one job: claim it, call the provider, record each message's outcome.
 
 No message is sent twice, and the cost of that guarantee is per job, not per message:
+- A producer's job is registered as a request first; a job whose request id already names
+  another job is refused (tuma.domain.jobs.JobConflict), never sent.
 - Before calling the provider the sender claims the job with one conditional write on its job
-  item. The claim only succeeds for a job never tried, or one whose last attempt left messages the
-  provider certainly did not take (`retry`: only those are sent again). A job already `done` is
-  skipped, so a redelivery sends nothing twice.
+  item, keyed on the job's identity. The claim only succeeds for a job never tried, or one whose
+  last attempt left messages the provider certainly did not take (`retry`: only those are sent
+  again). A job already `done` is skipped, so a redelivery sends nothing twice. A claim write
+  whose answer was lost (the retried write finds the job holding our own token) is ours.
 - A claim still `in_flight` belongs to another invocation. Once older than `in_flight_grace` (the
   function's timeout) that invocation cannot finish: it died between the provider call and
   recording the answers, so the provider may have its messages. They become `unknown` and are
   never resent automatically.
 - The messages go through the routing policy's providers, failing over where the first
   definitively did not take them (tuma.domain.failover).
-- The answers are recorded (one item per message, written in batches), then the claim is closed."""
+- The answers are recorded (one item per message, where it moves the message forward), then the
+  claim is closed. A producer job's rejected numbers are recorded by its first claim, and again by
+  any takeover (the dead first attempt may not have got that far)."""
 
 from __future__ import annotations
 
@@ -64,6 +69,7 @@ class Claim:
     # Messages a dead invocation may have sent: to record as unknown, never to send.
     orphaned: list[JobRecipient] = field(default_factory=list)
     first_attempt: bool = False
+    taken_over: bool = False  # the claim took over from an invocation that died in flight
     claimed_at: str = ""
 
 
@@ -117,7 +123,7 @@ def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Call
     if claim.state == DONE:
         return report
     outcomes = [(r, Outcome(UNKNOWN, job.provider, reason=DIED_MID_CALL)) for r in claim.orphaned]
-    if claim.first_attempt:
+    if claim.first_attempt or claim.taken_over:
         outcomes += [(r, Outcome(REJECTED, None, reason=r.problem)) for r in job.recipients if r.problem]
     not_taken: list[Attempt] = []
     if claim.to_send:

@@ -4,11 +4,16 @@ One body for every message goes to `POST /v1/messages` with `to[]`; personalised
 `POST /v1/messages/bulk` with `messages[{to, body}]`, one call either way. A 200 with `status:
 queued` means SayaSMS took the message: Tuma records it `sent`, with SayaSMS's message id and
 cost; delivery reports move it on from there. The document shows no error bodies and no bulk
-response: a 4xx other than 429 is final (its `error.code`/`message` used when present), and the
-bulk answer's `messages[]` are matched to ours by position."""
+response: a 4xx other than 429 is final (its `error.code`/`message` used when present).
+
+Answers are matched to messages by position, never by number alone (a number may come twice): in
+a send's `recipients[]` the n-th recipient's id is `<message_id>_<n>` (SayaSMS's rule), else its
+place in a list that names every recipient; the bulk answer's `messages[]` by place. Either way
+the answer's number must be the message's, or the message is `unknown`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuma.domain.providers import OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome
@@ -28,13 +33,16 @@ class SayaSms:
     callback_url: str | None = None  # where SayaSMS posts delivery reports (Tuma's webhook)
     name: str = NAME
 
-    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+    def send(self, sender: str, messages: list[OutgoingMessage],
+             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
+        # One call whatever the messages: the dispatcher has checked the time for it.
         bodies = {m.body for m in messages}
         if len(bodies) == 1:
             payload = {"to": [m.number for m in messages], "from": sender, "body": bodies.pop()}
             answers = self._request("POST", "/v1/messages", json=self._with_callback(payload)).get("recipients")
-            by_number = {a.get("number"): a for a in answers or [] if isinstance(a, dict)}
-            return [_outcome(by_number.get(m.number)) for m in messages]
+            placed = _by_position(answers, len(messages))
+            return [_outcome(a if a is not None and a.get("number") == m.number else None)
+                    for m, a in zip(messages, placed)]
         payload = {"from": sender, "messages": [{"to": m.number, "body": m.body} for m in messages]}
         answers = self._request("POST", "/v1/messages/bulk", json=self._with_callback(payload)).get("messages")
         if not isinstance(answers, list) or len(answers) != len(messages):
@@ -60,6 +68,27 @@ class SayaSms:
             kind = ProviderAccountProblem if response.status_code in ACCOUNT_STATUSES else ProviderRejected
             raise kind(NAME, f"HTTP {response.status_code}: {message}", code=code)
         return answer
+
+
+def _by_position(answers: object, count: int) -> list[dict | None]:
+    """The answer for each of `count` recipients, in order (see the module's note)."""
+    listed = [a for a in answers if isinstance(a, dict)] if isinstance(answers, list) else []
+    by_place: dict[int, dict] = {}
+    for answer in listed:
+        place = _place(answer.get("message_id"))
+        if place is None or place in by_place:
+            break  # ids that do not number the recipients: fall back to the list's order
+        by_place[place] = answer
+    else:
+        if by_place:
+            return [by_place.get(n) for n in range(1, count + 1)]
+    return listed if len(listed) == count else [None] * count
+
+
+def _place(message_id: object) -> int | None:
+    """n of a recipient id `msg_<ULID>_<n>`."""
+    head, _, tail = str(message_id or "").rpartition("_")
+    return int(tail) if head and tail.isdigit() and not tail.startswith("0") else None
 
 
 def _outcome(answer: dict | None) -> RecipientOutcome:

@@ -10,12 +10,13 @@ reports: a message it accepts ends `sent`. The document leaves its URLs blank: `
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tuma.domain.providers import (
-    OutgoingMessage, ProviderAccountProblem, ProviderAmbiguous, ProviderError, ProviderRejected, RecipientOutcome,
-    outcomes_of_failed_call)
+    NO_TIME, NOT_TAKEN, OutgoingMessage, ProviderAccountProblem, ProviderAmbiguous, ProviderError, ProviderRejected,
+    RecipientOutcome, outcomes_of_failed_call, outcomes_of_unexpected)
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import POOL_SIZE, call, json_body
 
@@ -39,9 +40,13 @@ class Sms254:
     api_key: str
     name: str = NAME
 
-    def send(self, sender: str, messages: list[OutgoingMessage]) -> list[RecipientOutcome]:
+    def send(self, sender: str, messages: list[OutgoingMessage],
+             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
         """One comma-list call per distinct body (and per MAX_NUMBERS_PER_CALL numbers), the calls
-        made concurrently. A call that fails fails only its own messages."""
+        made concurrently, POOL_SIZE at a time: personalised bodies take ceil(bodies / POOL_SIZE)
+        rounds, so each call asks `may_call()` before it starts; a call it may not make leaves
+        its messages not taken, for the job's next delivery. A call that fails, however it
+        fails, fails only its own messages."""
         positions: dict[str, list[int]] = defaultdict(list)
         for position, message in enumerate(messages):
             positions[message.body].append(position)
@@ -49,20 +54,27 @@ class Sms254:
                  for body, group in positions.items() for i in range(0, len(group), MAX_NUMBERS_PER_CALL)]
         outcomes: list[RecipientOutcome | None] = [None] * len(messages)
         with ThreadPoolExecutor(min(len(calls), POOL_SIZE) or 1) as pool:
-            answers = pool.map(lambda c: self._send_one_body(sender, c[0], [messages[i].number for i in c[1]]), calls)
+            answers = pool.map(
+                lambda c: self._send_one_body(sender, c[0], [messages[i].number for i in c[1]], may_call), calls)
             for (_, group), answer in zip(calls, answers):
                 for position, outcome in zip(group, answer):
                     outcomes[position] = outcome
         return outcomes
 
-    def _send_one_body(self, sender: str, body: str, numbers: list[str]) -> list[RecipientOutcome]:
+    def _send_one_body(self, sender: str, body: str, numbers: list[str],
+                       may_call: Callable[[], bool]) -> list[RecipientOutcome]:
+        if not may_call():
+            return [RecipientOutcome(NOT_TAKEN, error_code=NO_TIME, reason="no time left in this invocation")] * \
+                len(numbers)
         digits = [n.lstrip("+") for n in numbers]
         try:
             answer = self._post("/sendsms", {"sender_id": sender, "phone": ",".join(digits), "message": body})
+            details = {str(d.get("recipient")): d for d in answer.get("messageDetails") or [] if isinstance(d, dict)}
+            return [_outcome(details.get(number)) for number in digits]
         except ProviderError as problem:
             return outcomes_of_failed_call(problem, len(numbers))
-        details = {str(d.get("recipient")): d for d in answer.get("messageDetails") or [] if isinstance(d, dict)}
-        return [_outcome(details.get(number)) for number in digits]
+        except Exception as problem:  # noqa: BLE001 - one call's surprise must not lose its siblings' answers
+            return outcomes_of_unexpected(NAME, problem, len(numbers))
 
     def balance(self) -> dict:
         answer = self._post("/credits", {})

@@ -23,6 +23,7 @@ from tuma.domain.times import iso_millis
 from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
+from tuma.observability import logger
 from tuma.store.sending import MessageStore
 from tuma.store.table import (
     batch_write, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
@@ -242,6 +243,7 @@ class ReportingMessageStore(MessageStore):
                   outcome.status) for recipient, outcome in outcomes
                  if outcome.provider == reports.PROVIDER and outcome.provider_message_id]
         links += self._recorded_before(job, claim.orphaned)
+        links = _one_per_id(links)
         if not links:
             return
         # Mappings and due items in batches (plain puts), then each id's parked reports: the
@@ -270,6 +272,17 @@ class ReportingMessageStore(MessageStore):
                     ref = MessageRef(job.tenant_id, job.request_id, int(item["sk"][2:]))
                     links.append((ref, item["provider_message_id"], item["status"]))
         return links
+
+
+def _one_per_id(links: list[tuple[MessageRef, str, str]]) -> list[tuple[MessageRef, str, str]]:
+    """One link per SayaSMS id: a BatchWriteItem holding one key twice is refused whole. Two of our
+    messages under one id cannot both be told apart by its reports; the first keeps the id."""
+    kept: dict[str, tuple[MessageRef, str, str]] = {}
+    for link in links:
+        if kept.setdefault(link[1], link) is not link:
+            logger.warning("a SayaSMS id came for two messages: its reports go to the first",
+                           extra={"request_id": link[0].request_id, "index": link[0].index})
+    return list(kept.values())
 
 
 def _with_parked_reports(provider_message_ids: list[str]) -> set[str]:

@@ -1,44 +1,62 @@
 """The sender's writes: a producer's job registered as a request, the job's claim, and each
 message's outcome.
 
-Exactly-once sending rests on the job's conditional claim (see tuma.domain.sending), so message
-items can be written in batches (BatchWriteItem cannot be conditional); later changes to a
-message (delivery reports) are conditional writes on its own item."""
+At-most-once sending rests on the job's conditional claim (see tuma.domain.sending), keyed on the
+job's identity (tuma.domain.jobs.SendJob.identity). A message's outcome is still written only
+where it moves the message forward: a `sent` that comes late (after a delivery report, or from an
+invocation whose claim was taken over) never replaces `delivered` or any later status, it only
+joins the history. The writes go 100 to a TransactWriteItems, each put conditioned on the item
+being new; a chunk that meets an existing item is written again one message at a time."""
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
 from tuma.domain.ids import chunk_start
-from tuma.domain.jobs import JobRecipient, SendJob
+from tuma.domain.jobs import JobConflict, JobRecipient, SendJob
 from tuma.domain.requests import encoding_letter
 from tuma.domain.times import iso_millis
 from tuma.domain.segments import measure
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
-from tuma.domain.status import REJECTED, SENDING
+from tuma.domain.status import REJECTED, SENDING, may_move
+from tuma.observability import logger
 from tuma.store.table import (
-    REQUEST_SK, batch_write, chunk_sk, expires_at, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once,
-    recipient_sk, table)
+    REQUEST_SK, chunk_sk, expires_at, is_conditional_failure, item_at_failure, message_pk, put_once, recipient_sk,
+    table)
 
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
+FRESH = "fresh"  # the state a claim found on a job never claimed before (kept as `prior_state`)
+TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+WRITERS = 16  # concurrent one-by-one writes of a chunk that met existing items
+# What a message item says of its outcome; a later outcome replaces them all.
+OUTCOME_FIELDS = ("provider", "provider_message_id", "cost", "error_code", "reason", "failover_from",
+                  "failover_reason", "cost_estimated")
 
 
 class MessageStore:
     """The sender's store (tuma.domain.sending.SendStore)."""
 
     def register(self, job: SendJob, now: datetime) -> None:
+        """Raises JobConflict when the request id already names another job."""
         pk = message_pk(job.tenant_id, job.request_id)
         expires = expires_at(now)
-        items = [{"pk": pk, "sk": REQUEST_SK, "kind": "producer", "request_id": job.request_id,
-                  "tenant_id": job.tenant_id, **({"provider": job.provider} if job.provider else {}),
-                  "from": job.sender,
-                  "created_at": iso_millis(now), "total": len(job.recipients),
-                  # A producer's bad numbers are recorded as rejected messages, so all count as accepted.
-                  "accepted": len(job.recipients), "rejected": 0, "expires_at": expires,
-                  **({"callback_url": job.callback_url} if job.callback_url else {})}]
+        request = {"pk": pk, "sk": REQUEST_SK, "kind": "producer", "request_id": job.request_id,
+                   "tenant_id": job.tenant_id, **({"provider": job.provider} if job.provider else {}),
+                   "from": job.sender, "fingerprint": job.fingerprint,
+                   "created_at": iso_millis(now), "total": len(job.recipients),
+                   # A producer's bad numbers are recorded as rejected messages, so all count as accepted.
+                   "accepted": len(job.recipients), "rejected": 0, "expires_at": expires,
+                   **({"callback_url": job.callback_url} if job.callback_url else {})}
+        if not put_once(request):
+            found = table().get_item(Key={"pk": pk, "sk": REQUEST_SK}, ConsistentRead=True).get("Item") or {}
+            # A request stored before fingerprints were kept cannot be told apart: it is taken as this job.
+            if found.get("kind") != "producer" or found.get("fingerprint", job.fingerprint) != job.fingerprint:
+                raise JobConflict(f"request_id {job.request_id} already names another job: give each job its own "
+                                  "request_id or idempotency_key")
         by_chunk: dict[int, list[JobRecipient]] = {}
         for recipient in job.recipients:
             by_chunk.setdefault(chunk_start(recipient.index), []).append(recipient)
@@ -49,57 +67,63 @@ class MessageStore:
                 numbers[r.index - start] = r.number
                 body = measure(r.body)
                 segments[r.index - start], encodings[r.index - start] = body.segments, encoding_letter(body)
-            items.append({"pk": pk, "sk": chunk_sk(start), "numbers": numbers, "rejected": {}, "segments": segments,
-                          "encodings": "".join(encodings), "expires_at": expires})
-        for item in items:
-            put_once(item)
+            put_once({"pk": pk, "sk": chunk_sk(start), "numbers": numbers, "rejected": {}, "segments": segments,
+                      "encodings": "".join(encodings), "expires_at": expires})
 
     def claim(self, job: SendJob, now: datetime, in_flight_grace: timedelta) -> Claim:
         token = uuid.uuid4().hex
         try:
-            old = table().update_item(
+            item = table().update_item(
                 Key=_job_key(job),
                 UpdateExpression=(
-                    "SET #state = :in_flight, claim_token = :token, claimed_at = :now, "
-                    "attempts = if_not_exists(attempts, :zero) + :one, pending = if_not_exists(pending, :all), "
-                    "expires_at = :expires"),
+                    "SET prior_state = if_not_exists(#state, :fresh), #state = :in_flight, claim_token = :token, "
+                    "claimed_at = :now, attempts = if_not_exists(attempts, :zero) + :one, "
+                    "pending = if_not_exists(pending, :all), expires_at = :expires"),
                 ConditionExpression=("attribute_not_exists(#state) OR #state = :retry "
                                      "OR (#state = :in_flight AND claimed_at < :stale_before)"),
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":in_flight": IN_FLIGHT, ":retry": RETRY, ":token": token, ":now": now.isoformat(),
-                    ":stale_before": (now - in_flight_grace).isoformat(),
+                    ":stale_before": (now - in_flight_grace).isoformat(), ":fresh": FRESH,
                     ":zero": 0, ":one": 1, ":all": [r.index for r in job.sendable], ":expires": expires_at(now)},
-                ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD").get("Attributes") or {}
+                ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")["Attributes"]
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
-            return Claim(BUSY if item_at_failure(problem).get("state") == IN_FLIGHT else DONE)
-        claim = Claim(CLAIMED, token=token, first_attempt="state" not in old, claimed_at=iso_millis(now))
+            item = item_at_failure(problem)
+            # Our own write, whose answer was lost (botocore retried it and the retry found it
+            # done): the claim is ours, and the item says all the first answer would have.
+            if item.get("claim_token") != token:
+                return Claim(BUSY if item.get("state") == IN_FLIGHT else DONE)
+        prior = item.get("prior_state", FRESH)
+        claim = Claim(CLAIMED, token=token, first_attempt=prior == FRESH, taken_over=prior == IN_FLIGHT,
+                      claimed_at=iso_millis(now))
         # Messages cancelled one by one before this first claim (tuma.store.cancels) are left out.
-        cancelled = {int(i) for i in old.get("cancelled", ())}
+        cancelled = {int(i) for i in item.get("cancelled", ())}
         by_index = {r.index: r for r in job.sendable if r.index not in cancelled}
-        pending = [by_index[int(i)] for i in old.get("pending", []) if int(i) in by_index]
-        if old.get("state") == IN_FLIGHT:
+        pending = [by_index[int(i)] for i in item.get("pending", []) if int(i) in by_index]
+        if claim.taken_over:
             claim.orphaned = pending
-        elif old.get("state") == RETRY:
-            claim.to_send = pending
         else:
-            claim.to_send = list(by_index.values())
+            claim.to_send = pending
         return claim
 
     def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
-        """New message items in batches. No conditions are needed: the claim makes this invocation
-        the only writer of these messages, and delivery reports only touch a message after its
-        item exists. An orphan's item may exist already (its invocation died after writing it),
-        so those are written one by one, only if absent."""
+        """Each message's outcome, where it moves the message forward (see the module's note). An
+        orphan's item may exist already (its invocation died after writing it): that one stands."""
         at, expires = iso_millis(now), expires_at(now)
-        items = [_message_item(job, claim, recipient, outcome, at, expires) for recipient, outcome in outcomes]
         orphans = {r.index for r in claim.orphaned}
-        batch_write([item for (r, _), item in zip(outcomes, items) if r.index not in orphans])
-        for (recipient, _), item in zip(outcomes, items):
-            if recipient.index in orphans:
-                put_once(item)
+        writes: dict[str, tuple[dict, bool]] = {}  # sk -> (item, is an orphan): one write per message
+        for recipient, outcome in outcomes:
+            item = _message_item(job, claim, recipient, outcome, at, expires)
+            writes.setdefault(item["sk"], (item, recipient.index in orphans))
+        ordered = list(writes.values())
+        chunks = [ordered[i:i + TRANSACTION_ITEMS] for i in range(0, len(ordered), TRANSACTION_ITEMS)]
+        met_existing = [chunk for chunk in chunks if not _put_all_new([item for item, _ in chunk])]
+        one_by_one = [write for chunk in met_existing for write in chunk]
+        if one_by_one:
+            with ThreadPoolExecutor(min(WRITERS, len(one_by_one))) as pool:
+                list(pool.map(lambda write: _write_one(*write), one_by_one))
 
     def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
         try:
@@ -118,7 +142,74 @@ class MessageStore:
 
 
 def _job_key(job: SendJob) -> dict:
-    return {"pk": message_pk(job.tenant_id, job.request_id), "sk": job_sk(job.recipients[0].index)}
+    return {"pk": message_pk(job.tenant_id, job.request_id), "sk": f"J#{job.identity}"}
+
+
+def _put_all_new(items: list[dict]) -> bool:
+    """Put every item in one transaction if none exists yet; False (nothing written) otherwise."""
+    name = table().name
+    try:
+        table().meta.client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+            for item in items])
+    except ClientError as problem:
+        if problem.response["Error"]["Code"] not in ("TransactionCanceledException", "TransactionConflictException"):
+            raise
+        return False  # an item exists already, or a delivery report wrote one meanwhile
+    return True
+
+
+def _write_one(item: dict, orphan: bool) -> None:
+    """One message's outcome: a new item, or the existing one moved forward, or only its history
+    extended when the existing status is as far or further on."""
+    for _ in range(3):  # another writer may move the item between our read and our write
+        try:
+            table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            return
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+        old = table().get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
+        if old is None:
+            continue
+        if orphan or old.get("status") == item["status"]:
+            return  # recorded already: by the invocation this one took over, or by an earlier try
+        if _update(item, old):
+            return
+    logger.warning("outcome not recorded: the message kept changing under the sender",
+                   extra={"status": item["status"], "message_id": item["message_id"]})
+
+
+def _update(item: dict, old: dict) -> bool:
+    """Move `old` to the item's outcome if that moves it forward, else add the outcome to its
+    history with a note; False when the item changed under us."""
+    current = old.get("status")
+    if may_move(current, item["status"]):
+        fields = {name: item[name] for name in ("status", "updated_at", *OUTCOME_FIELDS) if name in item}
+        entries = item["history"]
+        removed = [name for name in OUTCOME_FIELDS if name not in item and name in old]
+    else:
+        fields = {}
+        entries = [{**item["history"][-1], "note": f"late: the message is already {current}; status unchanged"}]
+        removed = []
+    names = {f"#f{i}": name for i, name in enumerate([*fields, *removed])}
+    values = {f":f{i}": value for i, value in enumerate(fields.values())}
+    assignments = "".join(f", #f{i} = :f{i}" for i in range(len(fields)))
+    removal = (" REMOVE " + ", ".join(f"#f{len(fields) + i}" for i in range(len(removed)))) if removed else ""
+    try:
+        table().update_item(
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            UpdateExpression=f"SET history = list_append(if_not_exists(history, :none), :entries){assignments}{removal}",
+            ConditionExpression="#s = :current",
+            ExpressionAttributeNames={"#s": "status", **names},
+            ExpressionAttributeValues={":entries": entries, ":none": [], ":current": current, **values})
+    except ClientError as problem:
+        if not is_conditional_failure(problem):
+            raise
+        return False
+    if not fields:
+        logger.warning("late outcome kept in the history only", extra={"status": item["status"], "current": current})
+    return True
 
 
 def _message_item(job: SendJob, claim: Claim, recipient: JobRecipient, outcome: Outcome, at: str, expires: int) -> dict:

@@ -1,0 +1,427 @@
+"""The sender keeps the promise (issue 9): every accepted recipient reaches a provider at most once
+and ends in a state the caller can see. One test (or one parametrised family) per broken item,
+each written against the interleaving that broke it on 79cde19.
+
+Answers the simulators cannot give (an HTML 200, a 501/52x, a redirect, a broken chunked or gzip
+body) come from `RawServer`, a loopback socket server that writes canned HTTP bytes."""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import socketserver
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from conftest import REPO, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, sqs_event, utc
+from tuma.domain.circuit import CircuitSettings, NoBreaker
+from tuma.domain.failover import Dispatcher
+from tuma.domain.jobs import JobRecipient, SendJob, parse_job
+from tuma.domain.providers import (
+    NOT_TAKEN, OutgoingMessage, ProviderAmbiguous, ProviderUnavailable)
+from tuma.domain.routing import policy_from
+from tuma.domain.sending import DIED_MID_CALL, send_job
+from tuma.domain.status import DELIVERED, REJECTED, SENT, UNKNOWN
+from tuma.providers.sayasms import SayaSms
+from tuma.providers.sms254 import Sms254
+from tuma.store import table as table_module
+from tuma.store.circuit import DynamoBreaker, read_circuit
+from tuma.store.reports import ReportingMessageStore
+from tuma.store.sending import MessageStore
+from tuma.store.table import message_pk, recipient_sk
+
+GRACE = timedelta(seconds=30)
+T0 = utc(2026, 12, 2, 9, 0, 0)
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class RawServer:
+    """Answers every request with `answer` (raw HTTP bytes) and counts the requests it read."""
+
+    def __init__(self, answer: bytes):
+        self.answer, self.requests = answer, 0
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = self.request.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length:
+                    body += self.request.recv(65536)
+                outer.requests += 1
+                self.request.sendall(outer.answer)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def raw():
+    servers = []
+
+    def start(answer: bytes) -> RawServer:
+        servers.append(RawServer(answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def http_answer(status: int, body: bytes = b"{}", content_type: str = "application/json", **headers) -> bytes:
+    lines = [f"HTTP/1.1 {status} Whatever", f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
+             "Connection: close", *(f"{name.replace('_', '-')}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def msgs(numbers, body="Hi") -> list[OutgoingMessage]:
+    return [OutgoingMessage(n, body) for n in numbers]
+
+
+def producer_job(provider: str | None, recipients: list[dict], queue_message_id: str = "sqs-1", **fields) -> SendJob:
+    document = {"version": 1, "tenant_id": "tenant-a", "from": "SHOP", "recipients": recipients, **fields}
+    if provider:
+        document["provider"] = provider
+    return parse_job(json.dumps(document), queue_message_id)
+
+
+def one_provider(adapter, clock, **kwargs) -> Dispatcher:
+    return Dispatcher({adapter.name: adapter}, policy_from(adapter.name, ""), NoBreaker(), clock,
+                      retry_pauses=(), **kwargs)
+
+
+def item(aws, job: SendJob, n: int) -> dict | None:
+    return aws.item(message_pk(job.tenant_id, job.request_id), recipient_sk(n))
+
+
+def statuses(aws, job: SendJob) -> list[str | None]:
+    return [(item(aws, job, r.index) or {}).get("status") for r in job.recipients]
+
+
+def saya(url: str) -> SayaSms:
+    return SayaSms(url, SAYASMS_API_KEY)
+
+
+def sms254(url: str) -> Sms254:
+    return Sms254(url, SMS254_USERNAME, SMS254_API_KEY)
+
+
+# --- 1. a producer job's identity survives a DLQ redrive and a producer's retry ------------------
+
+
+def test_a_producer_job_redriven_from_the_dlq_sends_nothing_twice(aws, sim254, clock):
+    """Bodies A and B through 254sms: one call gets a 503, the other is sent; the job is retried
+    until the DLQ, an operator redrives it (a new SQS message id), and only the untaken one goes."""
+    recipients = [{"number": "0712345678", "body": "A"}, {"number": "0722111222", "body": "B"}]
+    store, adapter = MessageStore(), sms254(sim254.url)
+    sim254.faults({"status": 503, "count": 1})
+    first = producer_job("254sms", recipients, queue_message_id="sqs-original")
+    with pytest.raises(ProviderUnavailable):
+        send_job(first, store, one_provider(adapter, clock), clock, GRACE)
+
+    redriven = producer_job("254sms", recipients, queue_message_id="sqs-redriven")
+    assert redriven.request_id == first.request_id
+    send_job(redriven, store, one_provider(adapter, clock), clock, GRACE)
+
+    answered = sorted(call["body"]["message"] for call in sim254.answered())
+    assert answered == ["A", "B"]  # each body reached 254sms once
+    assert statuses(aws, redriven) == [SENT, SENT]
+
+
+def test_a_producers_idempotency_key_names_the_job_across_retries(aws, simsaya, clock):
+    recipients = [{"number": "0712345678"}]
+    job = producer_job("sayasms", recipients, body="Your code is 1234", idempotency_key="otp-7781")
+    again = producer_job("sayasms", recipients, body="Your code is 1234", idempotency_key="otp-7781",
+                         queue_message_id="sqs-retried-send")
+    other = producer_job("sayasms", recipients, body="Your code is 1234", idempotency_key="otp-7782")
+    for each in (job, again, other):
+        send_job(each, MessageStore(), one_provider(saya(simsaya.url), clock), clock, GRACE)
+    assert job.request_id == again.request_id != other.request_id
+    assert len(simsaya.messages()) == 2  # the same text twice on purpose: two keys, two sends
+
+
+# --- 2. every answer classified by what it proves; every failure feeds the breaker -------------
+
+
+@pytest.mark.parametrize("status, kind", [
+    (501, ProviderUnavailable), (505, ProviderUnavailable), (521, ProviderUnavailable),
+    (522, ProviderUnavailable), (523, ProviderUnavailable),
+    (500, ProviderAmbiguous), (507, ProviderAmbiguous), (520, ProviderAmbiguous), (524, ProviderAmbiguous),
+])
+def test_every_http_answer_is_classified_by_what_it_proves(raw, status, kind):
+    server = raw(http_answer(status))
+    with pytest.raises(kind) as raised:
+        saya(server.url).send("TUMA", msgs(["+254712345678"]))
+    assert raised.value.code == str(status)
+    outcomes = sms254(server.url).send("TUMA", msgs(["+254712345678"]))
+    assert [o.status for o in outcomes] == [NOT_TAKEN if kind is ProviderUnavailable else UNKNOWN]
+    assert outcomes[0].provider_failed
+
+
+def test_an_unreadable_2xx_is_ambiguous_and_opens_the_circuit_so_the_other_provider_takes_over(
+        aws, raw, sim254, clock):
+    maintenance = raw(http_answer(200, b"<html><body>Down for maintenance</body></html>", "text/html"))
+    breaker = DynamoBreaker(CircuitSettings(threshold=2, cooloff=timedelta(seconds=60)))
+    dispatcher = Dispatcher({"sayasms": saya(maintenance.url), "254sms": sms254(sim254.url)},
+                            policy_from("sayasms", ""), breaker, clock, retry_pauses=())
+
+    def send(n: int):
+        (attempt,) = dispatcher.send("TUMA", [JobRecipient(f"msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4_{n}", "+254712345678",
+                                                           f"Hi {n}")], None)
+        return attempt
+
+    first, second = send(1), send(2)
+    assert [(a.provider, a.answer.status, a.answer.error_code) for a in (first, second)] == [
+        ("sayasms", UNKNOWN, "unreadable_answer")] * 2  # ambiguous: never resent elsewhere
+    assert read_circuit("sayasms")["state"] == "open"
+    third = send(3)
+    assert (third.provider, third.answer.status, third.failover_reason) == ("254sms", SENT, "sayasms: circuit open")
+    assert maintenance.requests == 2
+
+
+# --- 3. 254sms fan-out checks the time before each call ---------------------------------------
+
+
+def test_254sms_fan_out_checks_the_time_before_each_call_and_leaves_the_rest_for_the_retry(
+        aws, sim254, clock, monkeypatch):
+    from tuma.providers import sms254 as sms254_module
+
+    monkeypatch.setattr(sms254_module, "POOL_SIZE", 2)  # rounds of 2 calls, as 1,000 bodies in rounds of 32
+    bodies = [f"Hi customer {i}, your order is ready" for i in range(12)]
+    job = producer_job("254sms", [{"number": f"+2547120000{i:02d}", "body": b} for i, b in enumerate(bodies)])
+    store, adapter = MessageStore(), sms254(sim254.url)
+    finished, left_at_start = [0], []
+    real_post = Sms254._post
+
+    def post(self, path, fields):  # one provider call takes 5 s of the invocation
+        left_at_start.append(100 - 5 * finished[0])
+        try:
+            return real_post(self, path, fields)
+        finally:
+            finished[0] += 1
+
+    monkeypatch.setattr(Sms254, "_post", post)
+    budget = 80  # what one call may take, and recording its answer
+    tight = one_provider(adapter, clock, time_left=lambda: 100 - 5 * finished[0], call_budget_s=budget)
+    with pytest.raises(ProviderUnavailable, match="no time left"):
+        send_job(job, store, tight, clock, GRACE)
+    assert left_at_start and min(left_at_start) >= budget  # no call started without the time to finish it
+    first_round = len(left_at_start)
+    assert 0 < first_round < len(bodies)
+    assert UNKNOWN not in statuses(aws, job)
+    assert statuses(aws, job).count(SENT) == first_round
+
+    send_job(job, store, one_provider(adapter, clock), clock, GRACE)  # the job's next delivery
+    assert sorted(call["body"]["message"] for call in sim254.answered()) == sorted(bodies)  # each once
+    assert statuses(aws, job) == [SENT] * len(bodies)
+
+
+# --- 4. a claim write that succeeded but lost its answer is won ------------------------------
+
+
+def test_a_claim_whose_answer_was_lost_is_won_not_busy(aws, simsaya, clock, monkeypatch):
+    """botocore retries a claim write whose answer was lost (a 500, a reset): the retry finds the
+    job holding our own token, and ConditionalCheckFailed must not read as BUSY."""
+    table = table_module.table()
+    real_update = table.update_item
+
+    def lost_answer(**kwargs):
+        if "prior_state" in kwargs.get("UpdateExpression", "") or "claim_token = :token" in \
+                kwargs.get("UpdateExpression", ""):
+            real_update(**kwargs)  # written, but the answer never came back: botocore sends it again
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(table, "update_item", lost_answer)
+    job = producer_job("sayasms", [{"number": "0712345678"}, {"number": "0722111222"}], body="Hello")
+    report = send_job(job, MessageStore(), one_provider(saya(simsaya.url), clock), clock, GRACE)
+    assert report.by_status == {SENT: 2}
+    assert len(simsaya.messages()) == 2
+
+
+# --- 5. a repeated number in a SayaSMS producer job ------------------------------------------
+
+
+def test_a_repeated_number_in_a_sayasms_producer_job_is_rejected_and_every_answer_keeps_its_own_id(
+        aws, simsaya, clock):
+    job = producer_job("sayasms", [{"number": "0712345678"}, {"number": "+254712345678"},
+                                   {"number": "0722111222"}], body="Your parcel is here")
+    store = ReportingMessageStore(timedelta(hours=48))
+    send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [SENT, REJECTED, SENT]
+    assert item(aws, job, 2)["reason"] == "duplicate of message 1"
+    sent = {m["to"]: m["message_id"] for m in simsaya.messages()}
+    assert len(simsaya.messages()) == 2
+    assert [item(aws, job, n)["provider_message_id"] for n in (1, 3)] == [sent["+254712345678"], sent["+254722111222"]]
+
+
+def test_sayasms_answers_are_matched_by_position_never_by_the_number_alone(simsaya):
+    outcomes = saya(simsaya.url).send("TUMA", msgs(["+254712345678", "+254712345678"]))
+    ids = [o.provider_message_id for o in outcomes]
+    assert len(set(ids)) == 2 and ids[0].endswith("_1") and ids[1].endswith("_2")
+
+
+# --- 7. a producer job's rejected numbers are recorded even after a takeover --------------------
+
+
+def test_a_producer_jobs_rejected_numbers_are_recorded_after_a_takeover(aws, simsaya, clock):
+    job = producer_job("sayasms", [{"number": "12345"}, {"number": "0712345678"}], body="Hello")
+    store = MessageStore()
+    store.register(job, clock())
+    store.claim(job, clock(), GRACE)  # the first attempt dies right after its claim
+    clock.advance(seconds=31)
+
+    send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)
+    assert statuses(aws, job) == [REJECTED, UNKNOWN]
+    assert item(aws, job, 2)["reason"] == DIED_MID_CALL
+    assert simsaya.requests() == []
+
+
+# --- 11. every provider-call outcome is classified ----------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # bad chunk
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n"
+    b"Connection: close\r\n\r\nnot gzip!",
+], ids=["ChunkedEncodingError", "ContentDecodingError"])
+def test_an_unexpected_transport_error_after_the_request_went_out_is_ambiguous(raw, answer):
+    server = raw(answer)
+    with pytest.raises(ProviderAmbiguous) as raised:
+        saya(server.url).send("TUMA", msgs(["+254712345678"]))
+    assert raised.value.code == "broken_answer"
+    assert [o.status for o in sms254(server.url).send("TUMA", msgs(["+254712345678"]))] == [UNKNOWN]
+
+
+def test_one_254sms_call_failing_in_the_pool_keeps_its_siblings_confirmed_answers(sim254, monkeypatch):
+    real_post = Sms254._post
+
+    def post(self, path, fields):
+        if fields.get("message") == "B":
+            raise KeyError("a surprise in one call")
+        return real_post(self, path, fields)
+
+    monkeypatch.setattr(Sms254, "_post", post)
+    outcomes = sms254(sim254.url).send("TUMA", [OutgoingMessage("+254712345678", "A"),
+                                                OutgoingMessage("+254722111222", "B")])
+    assert [(o.status, o.error_code) for o in outcomes] == [(SENT, None), (UNKNOWN, "unexpected_error")]
+
+
+def test_an_unexpected_exception_from_a_provider_is_classified_not_left_in_flight(aws, simsaya, clock, monkeypatch):
+    monkeypatch.setattr(SayaSms, "_request", lambda *a, **k: (_ for _ in ()).throw(AttributeError("bug")))
+    job = producer_job("sayasms", [{"number": "0712345678"}], body="Hello")
+    report = send_job(job, MessageStore(), one_provider(saya(simsaya.url), clock), clock, GRACE)
+    assert report.by_status == {UNKNOWN: 1}
+    assert item(aws, job, 1)["error_code"] == "unexpected_error"
+
+
+def test_a_stale_keep_alive_connection_failing_before_the_request_was_written_is_not_taken(simsaya, monkeypatch):
+    import urllib3.connection
+
+    adapter = saya(simsaya.url)
+    adapter.send("TUMA", msgs(["+254712345678"]))  # leaves a keep-alive connection in the pool
+    real_request = urllib3.connection.HTTPConnection.request
+
+    def closed_by_the_provider(self, *args, **kwargs):
+        self.sock.shutdown(socket.SHUT_RDWR)  # the provider closed it while it sat idle
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "request", closed_by_the_provider)
+    with pytest.raises(ProviderUnavailable) as raised:
+        adapter.send("TUMA", msgs(["+254722111222"]))
+    assert raised.value.code == "not_sent"
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "request", real_request)
+    assert len(simsaya.requests()) == 1
+
+
+# --- 12. no redirects on provider calls ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("status, kind", [(307, ProviderUnavailable), (308, ProviderUnavailable),
+                                          (302, ProviderAmbiguous), (303, ProviderAmbiguous)])
+def test_provider_calls_never_follow_redirects(raw, sim254, status, kind):
+    elsewhere = raw(http_answer(200, b'{"statusCode": 101, "messageDetails": []}'))
+    moved = raw(http_answer(status, Location=elsewhere.url + "/sendsms"))
+    with pytest.raises(kind):
+        saya(moved.url).send("TUMA", msgs(["+254712345678"]))
+    outcomes = sms254(moved.url).send("TUMA", msgs(["+254712345678"]))
+    assert [o.status for o in outcomes] == [NOT_TAKEN if kind is ProviderUnavailable else UNKNOWN]
+    assert (moved.requests, elsewhere.requests) == (2, 0)  # 254sms's credentials never went elsewhere
+
+
+# --- 14. the two strict xfails' promises, and one timeout ----------------------------------------
+
+
+def test_a_late_sent_never_overwrites_a_later_status(aws, simsaya, clock):
+    """A second writer (an invocation whose claim was taken over) records `sent` after a delivery
+    report: the message stays `delivered`, the late `sent` only joins its history."""
+    job = producer_job("sayasms", [{"number": "0712345678"}], body="Hello")
+    store = MessageStore()
+    store.register(job, clock())
+    claim = store.claim(job, clock(), GRACE)
+    from tuma.domain.sending import Outcome
+    store.record(job, claim, [(job.recipients[0], Outcome(SENT, "sayasms", provider_message_id="p1"))], clock())
+    aws.table.update_item(Key={"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(1)},
+                          UpdateExpression="SET #s = :d", ExpressionAttributeNames={"#s": "status"},
+                          ExpressionAttributeValues={":d": DELIVERED})
+    clock.advance(seconds=5)
+    store.record(job, claim, [(job.recipients[0], Outcome(SENT, "sayasms", provider_message_id="p1"))], clock())
+    stored = item(aws, job, 1)
+    assert stored["status"] == DELIVERED
+    assert stored["history"][-1]["note"] == "late: the message is already delivered; status unchanged"
+
+
+def test_the_sender_timeout_and_its_claim_grace_come_from_one_value_in_the_template(functions, aws, context):
+    """template.yaml sets the sender's Timeout once; the claim grace and the circuit's probe grace
+    are read from the Lambda context, so they cannot drift from it (no SENDER_TIMEOUT_S copy)."""
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, tag, node: None)
+    template = yaml.load((REPO / "template.yaml").read_text(), Loader=Loader)
+    sender = template["Resources"]["SenderFunction"]["Properties"]
+    assert "SENDER_TIMEOUT_S" not in sender["Environment"]["Variables"]
+    assert sender["Timeout"] <= template["Resources"]["SendQueue"]["Properties"]["VisibilityTimeout"]
+
+    app = functions("sender")
+    context.get_remaining_time_in_millis = lambda: 44_987  # a function whose Timeout is 45 s
+    app.handler(sqs_event(["not a job"]), context)  # any batch: the handler reads the context first
+    assert app._grace["claim"] == timedelta(seconds=45 + app.CLOCK_MARGIN_S)
+    assert app.BREAKER.settings.probe_grace == timedelta(seconds=45)
