@@ -4,6 +4,7 @@ storing or queueing, then the client's retry."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections import Counter
@@ -27,10 +28,14 @@ def bulk(n: int, text: str = "Order {i} is ready") -> dict:
 @pytest.fixture(autouse=True)
 def fresh_idempotency_client():
     # Its DynamoDB client is cached like the table's: one per test's moto.
-    from tuma.store import idempotency
-    idempotency._records.cache_clear()
+    try:
+        records = importlib.import_module("tuma.store.idempotency")
+    except ImportError:  # (only on code from before Idempotency-Key, to see these tests fail there)
+        yield
+        return
+    records._records.cache_clear()
     yield
-    idempotency._records.cache_clear()
+    records._records.cache_clear()
 
 
 @pytest.fixture
