@@ -176,3 +176,14 @@ def test_create_api_key_refuses_a_tenant_id_the_job_schema_refuses(tenant):
 
     assert run.returncode == 2
     assert "--tenant must be" in run.stderr
+
+
+@pytest.mark.parametrize("url", SCHEMA_REFUSED_URLS + ["https://example.com/" + "a" * 2029])
+def test_what_the_api_refuses_as_callback_url_the_job_schema_refuses_too(url):
+    """One rule: a producer's job with such a URL is refused by the schema, as the API refuses it."""
+    from tuma.domain.jobs import MalformedJob
+
+    job = {"version": 1, "tenant_id": "acme", "from": "TUMA", "body": "Habari", "callback_url": url,
+           "recipients": [{"number": "+254712345678"}]}
+    with pytest.raises(MalformedJob, match="callback_url"):
+        parse_job(json.dumps(job, ensure_ascii=False), "m1")
