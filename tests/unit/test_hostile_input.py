@@ -146,6 +146,18 @@ def test_junk_keys_in_10000_bulk_entries_do_not_swell_a_stored_chunk_past_dynamo
 
 # --- the body itself --------------------------------------------------------------------------
 
+def test_a_bulk_over_the_lambda_payload_limit_is_a_413_in_tuma_shape(post, aws):
+    """10,000 × 918 characters: about 9.5 MB, which Lambda on AWS refuses before any code runs,
+    but a local stack (and a smaller excess on AWS) hands to the function."""
+    messages = [{"to": f"07{12000000 + i}", "body": "x" * 918} for i in range(10_000)]
+
+    status, body = post("/v1/messages/bulk", {"from": "TUMA", "messages": messages})
+
+    assert status == 413
+    assert_refused(status, body, "payload_too_large", "body")
+    assert aws.items() == []
+
+
 @pytest.mark.parametrize("path", ROUTES)
 def test_a_body_that_is_not_utf8_is_a_400(post, aws, functions, context, path):
     event = api_event("POST", path, body=base64.b64encode(b'{"from": "T\xff\xfe"}').decode())
