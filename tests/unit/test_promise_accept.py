@@ -105,6 +105,24 @@ def test_a_bulk_failing_mid_queueing_is_finished_by_a_retry_with_the_same_key_wi
     assert {int(s) for s in request["queued_jobs"]} == {job_start(j) for j in before + after}
 
 
+def test_a_bulk_without_a_key_failing_mid_queueing_leaves_no_message_queued_forever(post, aws, monkeypatch):
+    """Nobody can finish it (a retry without a key is a new request): what SQS did not take is
+    cancelled, so each message is either on the queue or `cancelled`, never stuck `queued`."""
+    Flaky(monkeypatch, fail_on=2, problem=TIMED_OUT)
+
+    status, first, _ = post("/v1/messages/bulk", bulk(10_000))
+
+    assert status == 503 and first["error"]["code"] == "accept_incomplete"
+    on_queue = message_ids(queued_jobs(aws))
+    batch = next(iter(on_queue)).rsplit("_", 1)[0]
+    items = [i for i in aws.items() if i["pk"] == f"T#tenant-a#M#{batch}"]
+    cancelled = {i["message_id"] for i in items if i["sk"].startswith("R#") and i["status"] == "cancelled"}
+    assert cancelled and not cancelled & set(on_queue)
+    assert len(cancelled) + len(on_queue) == 10_000
+    # A copy of a cancelled job that SQS took despite the timeout finds its job item cancelled.
+    assert {i["state"] for i in items if i["sk"].startswith("J#")} == {"cancelled"}
+
+
 def test_a_send_whose_store_failed_is_a_503_in_tuma_shape_and_a_retry_sends_once(post, aws, monkeypatch):
     from tuma.store import messages
     real, calls = messages.put_request, []
