@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tuma import api, settings
-from tuma.domain import ids, scheduling
+from tuma.domain import fields, ids, scheduling
 from tuma.domain.errors import Unavailable
 from tuma.domain.phones import mask
 from tuma.domain.requests import AcceptedRequest, keyed_request_id
@@ -29,7 +29,7 @@ Validate = Callable[..., AcceptedRequest]  # accept_send / accept_bulk: (payload
 
 def accept(app, kind: str, validate: Validate, answer: Callable[[AcceptedRequest], dict]) -> Response:
     """The 202 for a POST of `kind` ("send" or "bulk"), once per Idempotency-Key when it has one."""
-    payload, tenant = api.json_body(app), api.tenant_id(app)
+    payload, tenant = api.json_body(app), fields.tenant(api.tenant_id(app))
     key = api.idempotency_key(app)
     if key is None:
         now = datetime.now(timezone.utc)
@@ -42,7 +42,7 @@ def accept(app, kind: str, validate: Validate, answer: Callable[[AcceptedRequest
     first: list[AcceptedRequest] = []
 
     def work() -> dict:
-        earlier = messages.request_item(tenant, request_id)
+        earlier = _infrastructure(messages.request_item, tenant, request_id)
         # A retry is checked as of the first attempt, so that it is answered exactly as that one.
         now = parse_iso(earlier["created_at"]) if earlier else datetime.now(timezone.utc)
         first.append(validate(payload, tenant, now, request_id))
@@ -78,7 +78,7 @@ def store_and_queue(accepted: AcceptedRequest, kind: str, now: datetime, earlier
         if earlier is None:  # else it is stored and held already
             # The schedule first: if storing then fails, the caller gets an error and the schedule
             # finds nothing to release; the other way round, a stored request could wait forever.
-            _infrastructure(schedules.create_release_schedule, accepted.tenant_id, accepted.request_id, scheduled_at)
+            _infrastructure(_schedule_once, accepted, scheduled_at, keyed)
             _infrastructure(messages.put_request, accepted, kind, now, jobs, hold=True)
     else:
         if earlier is None:
@@ -138,6 +138,16 @@ def _cancel_unqueued(accepted: AcceptedRequest, jobs: list[dict]) -> int:
     except Exception:
         logger.exception("unqueued jobs not cancelled", extra={"message_id": accepted.request_id})
     return cancelled
+
+
+def _schedule_once(accepted: AcceptedRequest, scheduled_at: datetime, keyed: bool) -> None:
+    """The request's release schedule; with an Idempotency-Key, one an earlier attempt made (and
+    then failed to store the request) is the one wanted: same id, same time."""
+    try:
+        schedules.create_release_schedule(accepted.tenant_id, accepted.request_id, scheduled_at)
+    except Exception as problem:
+        if not (keyed and getattr(problem, "response", {}).get("Error", {}).get("Code") == "ConflictException"):
+            raise
 
 
 def _infrastructure(call, *args, **kwargs):
