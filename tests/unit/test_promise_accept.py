@@ -262,3 +262,17 @@ def test_a_scheduled_send_retried_with_its_key_after_its_time_answers_as_the_fir
     status, again, _ = post("/v1/messages", {**SEND, "scheduled_at": at.isoformat()}, key="sched")
 
     assert status == 202 and again == first
+
+
+def test_a_key_record_that_cannot_be_written_is_a_503_in_tuma_shape_and_nothing_is_queued(post, aws, monkeypatch):
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    def unavailable(self, data_record):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                          "PutItem")
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_put_record", unavailable)
+
+    status, body, _ = post("/v1/messages", SEND, key="k-store-down")
+
+    assert status == 503 and body["error"]["code"] == "unavailable"
+    assert queued_jobs(aws) == []
