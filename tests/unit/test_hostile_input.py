@@ -146,6 +146,18 @@ def test_junk_keys_in_10000_bulk_entries_do_not_swell_a_stored_chunk_past_dynamo
 
 # --- the body itself --------------------------------------------------------------------------
 
+def test_a_bulk_over_the_lambda_payload_limit_is_a_413_in_tuma_shape(post, aws):
+    """10,000 × 918 characters: about 9.5 MB, which Lambda on AWS refuses before any code runs,
+    but a local stack (and a smaller excess on AWS) hands to the function."""
+    messages = [{"to": f"07{12000000 + i}", "body": "x" * 918} for i in range(10_000)]
+
+    status, body = post("/v1/messages/bulk", {"from": "TUMA", "messages": messages})
+
+    assert status == 413
+    assert_refused(status, body, "payload_too_large", "body")
+    assert aws.items() == []
+
+
 @pytest.mark.parametrize("path", ROUTES)
 def test_a_body_that_is_not_utf8_is_a_400(post, aws, functions, context, path):
     event = api_event("POST", path, body=base64.b64encode(b'{"from": "T\xff\xfe"}').decode())
@@ -177,3 +189,14 @@ def test_create_api_key_refuses_a_tenant_id_the_job_schema_refuses(tenant):
 
     assert run.returncode == 2
     assert "--tenant must be" in run.stderr
+
+
+@pytest.mark.parametrize("url", SCHEMA_REFUSED_URLS + ["https://example.com/" + "a" * 2029])
+def test_what_the_api_refuses_as_callback_url_the_job_schema_refuses_too(url):
+    """One rule: a producer's job with such a URL is refused by the schema, as the API refuses it."""
+    from tuma.domain.jobs import MalformedJob
+
+    job = {"version": 1, "tenant_id": "acme", "from": "TUMA", "body": "Habari", "callback_url": url,
+           "recipients": [{"number": "+254712345678"}]}
+    with pytest.raises(MalformedJob, match="callback_url"):
+        parse_job(json.dumps(job, ensure_ascii=False), "m1")

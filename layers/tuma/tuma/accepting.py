@@ -14,13 +14,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tuma import api, settings, suppressing
-from tuma.domain import scheduling
+from tuma.domain import fields, ids, scheduling
 from tuma.domain.errors import Unavailable
 from tuma.domain.phones import mask
 from tuma.domain.requests import AcceptedRequest, keyed_request_id
-from tuma.domain.times import parse_iso
+from tuma.domain.times import iso_millis, parse_iso
 from tuma.observability import logger, metrics
-from tuma.store import messages, queue, schedules
+from tuma.store import cancels, messages, queue, schedules
 
 _ID_PREFIX = {"send": "msg_", "bulk": "bat_"}
 
@@ -29,7 +29,7 @@ Validate = Callable[..., AcceptedRequest]  # accept_send / accept_bulk: (payload
 
 def accept(app, kind: str, validate: Validate, answer: Callable[[AcceptedRequest], dict]) -> Response:
     """The 202 for a POST of `kind` ("send" or "bulk"), once per Idempotency-Key when it has one."""
-    payload, tenant = api.json_body(app), api.tenant_id(app)
+    payload, tenant = api.json_body(app), fields.tenant(api.tenant_id(app))
     key = api.idempotency_key(app)
 
     def checked(*args) -> AcceptedRequest:
@@ -48,7 +48,7 @@ def accept(app, kind: str, validate: Validate, answer: Callable[[AcceptedRequest
     first: list[AcceptedRequest] = []
 
     def work() -> dict:
-        earlier = messages.request_item(tenant, request_id)
+        earlier = _infrastructure(messages.request_item, tenant, request_id)
         # A retry is checked as of the first attempt, so that it is answered exactly as that one.
         now = parse_iso(earlier["created_at"]) if earlier else datetime.now(timezone.utc)
         first.append(checked(payload, tenant, now, request_id))
@@ -84,7 +84,7 @@ def store_and_queue(accepted: AcceptedRequest, kind: str, now: datetime, earlier
         if earlier is None:  # else it is stored and held already
             # The schedule first: if storing then fails, the caller gets an error and the schedule
             # finds nothing to release; the other way round, a stored request could wait forever.
-            _infrastructure(schedules.create_release_schedule, accepted.tenant_id, accepted.request_id, scheduled_at)
+            _infrastructure(_schedule_once, accepted, scheduled_at, keyed)
             _infrastructure(messages.put_request, accepted, kind, now, jobs, hold=True)
     else:
         if earlier is None:
@@ -104,20 +104,56 @@ def store_and_queue(accepted: AcceptedRequest, kind: str, now: datetime, earlier
 
 
 def _enqueue(accepted: AcceptedRequest, jobs: list[dict], delay_seconds: int, record: bool) -> None:
-    """Queue `jobs`; on a failure part way, record on the request item which went, and answer 503."""
+    """Queue `jobs`; on a failure part way, answer 503 after recording what went: on the request
+    item for a request with an Idempotency-Key (its retry queues the rest), else by cancelling the
+    rest (nobody can finish it, and no message may stay `queued` forever)."""
     try:
         queue.enqueue(jobs, delay_seconds)
     except queue.QueueingFailed as failure:
         logger.exception("queueing failed part way", extra={"queued_jobs": len(failure.queued), "jobs": len(jobs)})
-        _infrastructure(messages.mark_queued, accepted.tenant_id, accepted.request_id,
-                        [scheduling.job_start(job) for job in failure.queued])
-        raise Unavailable("accept_incomplete", f"Request {accepted.request_id} was stored but only part of it was "
-                          "queued. Retry the same request with the same Idempotency-Key: the rest is then queued, "
-                          "with the same ids and nothing sent twice.",
-                          [{"field": "request", "reason": f"{len(failure.queued)} of {len(jobs)} job(s) queued"}]) from None
+        done = [scheduling.job_start(job) for job in failure.queued]
+        if record:
+            _infrastructure(messages.mark_queued, accepted.tenant_id, accepted.request_id, done)
+            raise Unavailable("accept_incomplete", f"Request {accepted.request_id} was stored but only part of it "
+                              "was queued. Retry the same request with the same Idempotency-Key: the rest is then "
+                              "queued, with the same ids and nothing sent twice.",
+                              [{"field": "request", "reason": f"{len(done)} of {len(jobs)} job(s) queued"}]) from None
+        cancelled = _cancel_unqueued(accepted, [job for job in jobs if scheduling.job_start(job) not in set(done)])
+        raise Unavailable("accept_incomplete", f"Request {accepted.request_id} was only partly queued: "
+                          f"{cancelled} message(s) were cancelled, the others go out (GET /v1/messages/"
+                          f"{accepted.request_id} shows which). Send an Idempotency-Key to make such a request "
+                          "retryable.", [{"field": "request", "reason": f"{len(done)} of {len(jobs)} job(s) queued"}]
+                          ) from None
     if record:  # so that a later retry with the key finds nothing left to queue
         _infrastructure(messages.mark_queued, accepted.tenant_id, accepted.request_id,
                         [scheduling.job_start(job) for job in jobs])
+
+
+def _cancel_unqueued(accepted: AcceptedRequest, jobs: list[dict]) -> int:
+    """Cancel jobs SQS may not have taken, as DELETE would (a copy SQS did take then finds its job
+    cancelled and sends nothing); how many messages were cancelled. Best effort: on failure the
+    messages stay `queued`, and the error is logged."""
+    at, expires, cancelled = iso_millis(datetime.now(timezone.utc)), messages.expiry_of(accepted), 0
+    try:
+        for job in jobs:
+            won, _ = cancels.cancel_job(accepted.tenant_id, accepted.request_id, scheduling.job_start(job), at, expires)
+            if won:
+                indices = [ids.parse_message_id(r["message_id"])[1] for r in job["recipients"]]
+                cancels.put_cancelled_messages(accepted.tenant_id, accepted.request_id, indices, at, expires)
+                cancelled += len(indices)
+    except Exception:
+        logger.exception("unqueued jobs not cancelled", extra={"message_id": accepted.request_id})
+    return cancelled
+
+
+def _schedule_once(accepted: AcceptedRequest, scheduled_at: datetime, keyed: bool) -> None:
+    """The request's release schedule; with an Idempotency-Key, one an earlier attempt made (and
+    then failed to store the request) is the one wanted: same id, same time."""
+    try:
+        schedules.create_release_schedule(accepted.tenant_id, accepted.request_id, scheduled_at)
+    except Exception as problem:
+        if not (keyed and getattr(problem, "response", {}).get("Error", {}).get("Code") == "ConflictException"):
+            raise
 
 
 def _infrastructure(call, *args, **kwargs):

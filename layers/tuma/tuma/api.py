@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from tuma.domain import senders
-from tuma.domain.errors import ApiError, ValidationFailed
+from tuma.domain.errors import ApiError, TooLarge, ValidationFailed
 from tuma.observability import logger
 
 
@@ -33,6 +33,12 @@ def resolver(kind: type = APIGatewayRestResolver):
     return app
 
 
+# Under Lambda's 6 MB invocation payload (6,291,456 bytes with the event around the body): a body
+# this size works on every stack; a larger one is a 413 here, or refused by Lambda before this
+# code on AWS (README, "Limits").
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
 def json_body(app: APIGatewayRestResolver) -> object:
     try:
         body = app.current_event.decoded_body
@@ -40,6 +46,9 @@ def json_body(app: APIGatewayRestResolver) -> object:
         raise ValidationFailed("invalid_encoding", "The request body must be JSON in UTF-8.") from None
     if not body:
         raise ValidationFailed("invalid_request", "The request needs a JSON body.")
+    if len(body) > MAX_BODY_BYTES // 4 and len(body.encode()) > MAX_BODY_BYTES:  # (cheap test first)
+        raise TooLarge("payload_too_large", f"The request body is over {MAX_BODY_BYTES:,} bytes: split it into "
+                       "several requests.", [{"field": "body", "reason": f"at most {MAX_BODY_BYTES} bytes"}])
     try:
         payload = json.loads(body)
     except ValueError as problem:

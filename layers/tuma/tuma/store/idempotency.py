@@ -14,22 +14,28 @@ import os
 from collections.abc import Callable
 from functools import cache
 
+import boto3
+
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function)
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError, IdempotencyValidationError)
+    IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError, IdempotencyValidationError)
 
-from tuma.domain.errors import Conflict, Unprocessable
-from tuma.store.table import table
+from tuma.domain.errors import Conflict, Unavailable, Unprocessable
+from tuma.observability import logger
+from tuma.store.table import _CREATING
 
 EXPIRES_S = 24 * 3600  # Stripe's window
 
 
 @cache
 def _records() -> DynamoDBPersistenceLayer:
-    # The table's own client (one UA hook registered, once); TTL removes records through expires_at.
+    # A plain client (the table resource's own one would re-serialise Powertools' typed values);
+    # TTL removes expired records through the table's expires_at.
+    with _CREATING:
+        client = boto3.client("dynamodb")
     return DynamoDBPersistenceLayer(table_name=os.environ["TABLE_NAME"], key_attr="pk", sort_key_attr="sk",
-                                    expiry_attr="expires_at", boto3_client=table().meta.client)
+                                    expiry_attr="expires_at", boto3_client=client)
 
 
 def once(kind: str, tenant_id: str, key: str, payload: object, work: Callable[[], dict],
@@ -58,3 +64,9 @@ def once(kind: str, tenant_id: str, key: str, payload: object, work: Callable[[]
         raise Conflict("request_in_progress", "A request with this Idempotency-Key is still being accepted: "
                        "retry in a few seconds.",
                        [{"field": "Idempotency-Key", "reason": "a request with it is in progress"}]) from None
+    except IdempotencyPersistenceLayerError:
+        logger.exception("idempotency record failed")
+        # The key's record could not be read or written (the request was not run, or its result
+        # not recorded): the retry with the key is safe either way.
+        raise Unavailable("unavailable", "Tuma could not record this Idempotency-Key just now: retry the same "
+                          "request with the same key.") from None

@@ -27,8 +27,7 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
     where its `jobs` start (so that its messages can be cancelled), and a request to `hold` for
     its scheduled time keeps the jobs themselves (tuma.store.schedules)."""
     pk = message_pk(accepted.tenant_id, accepted.request_id)
-    # Retention counts from when the messages go out: a send held 30 days must outlive a shorter RetentionDays.
-    expires = expires_at(max(now, parse_iso(accepted.scheduled_at)) if accepted.scheduled_at else now)
+    expires = expiry_of(accepted, now)
     request = {
         "pk": pk, "sk": REQUEST_SK, "kind": kind, "request_id": accepted.request_id,
         "tenant_id": accepted.tenant_id, "from": accepted.sender,
@@ -45,6 +44,13 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
     # Last, and alone: a request item that exists has all its chunks, so a retry that finds it
     # (tuma.accepting) only has to finish the queueing.
     table().put_item(Item=request)
+
+
+def expiry_of(accepted: "AcceptedRequest", now: datetime | None = None) -> int:
+    """When a request's items expire (epoch seconds). Retention counts from when the messages go
+    out: a send held 30 days must outlive a shorter RetentionDays."""
+    now = now or parse_iso(accepted.created_at)
+    return expires_at(max(now, parse_iso(accepted.scheduled_at)) if accepted.scheduled_at else now)
 
 
 def mark_queued(tenant_id: str, request_id: str, job_starts: list[int]) -> None:
