@@ -14,7 +14,7 @@ SCAN_VENV := .tuma/scan-venv
 PY := $(VENV)/bin/python
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test scan unit e2e bench clean
+.PHONY: run test scan unit e2e bench faults clean
 
 run: $(VENV)/.installed $(MINISTACK_VENV)/.installed
 	$(PY) -m local.stack
@@ -38,6 +38,9 @@ e2e: $(VENV)/.installed $(MINISTACK_VENV)/.installed
 
 bench: $(VENV)/.installed $(MINISTACK_VENV)/.installed
 	$(PY) bench/run.py
+
+faults: $(VENV)/.installed $(MINISTACK_VENV)/.installed
+	$(PY) bench/faults.py
 
 $(VENV)/.installed: requirements-dev.txt layers/tuma/requirements.txt
 	@if [ -z "$(PYTHON313)" ]; then \

@@ -302,6 +302,21 @@ class LocalStack:
 
         return ensure_signing_secret(tenant_id, secret_table=self._table())[0]
 
+    # --- the sender's execution, killed mid-batch (the fault suite, docs/reliability.md) ------
+
+    def function_workers(self, logical_id: str) -> list[int]:
+        """Pids of the processes running a function of this stack: MiniStack runs a Python
+        function in a child process whose working directory is
+        <tmp>/ministack-lambda-<function name>-<random>/code (one per concurrent execution)."""
+        name = self.client("cloudformation").describe_stack_resource(
+            StackName=STACK_NAME, LogicalResourceId=logical_id)["StackResourceDetail"]["PhysicalResourceId"]
+        ours = {proc.pid for proc in self.processes[:1]}  # MiniStack: other stacks' workers are not ours
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and f"ministack-lambda-{name}-" in _cwd(entry) and _descends(entry, ours):
+                pids.append(int(entry.name))
+        return pids
+
     def _table(self):
         return self._session().resource("dynamodb", endpoint_url=self.endpoint).Table(self.outputs["TableName"])
 
@@ -325,6 +340,28 @@ class LocalStack:
             f"TUMA_URL={self.api_url}\nTUMA_KEY={self.api_key}\n"
             f"TUMA_SIM_254SMS_URL={self.sms254_url}\nTUMA_SIM_SAYASMS_URL={self.sayasms_url}\n"
             f"TUMA_SIGNING_SECRET={self.signing_secret}\nTUMA_WEBHOOK_URL={self.webhook_url}\n")
+
+
+def _cwd(proc_dir: Path) -> str:
+    try:
+        return os.readlink(proc_dir / "cwd")
+    except OSError:
+        return ""
+
+
+def _descends(proc_dir: Path, ancestors: set[int]) -> bool:
+    """Whether the process at /proc/<pid> is a descendant of one of `ancestors`."""
+    pid = int(proc_dir.name)
+    for _ in range(10):
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid in ancestors:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 def _relay(name: str, proc: subprocess.Popen) -> None:

@@ -3,7 +3,8 @@ credentials from SSM Parameter Store SecureStrings through Powertools Parameters
 
 Parameter names, under CONFIG_PATH (e.g. /tuma/local):
   providers/254sms/username, providers/254sms/api_key, providers/sayasms/api_key,
-  webhook/sayasms_token (the secret in the callback_url Tuma gives SayaSMS)"""
+  webhook/sayasms_token (the secret in the callback_url Tuma gives SayaSMS),
+  webhook/sayasms_token_previous (only during a rotation: still accepted by the webhook)"""
 
 from __future__ import annotations
 
@@ -90,6 +91,14 @@ def _credential(parameter: str, value: str) -> str:
 def webhook_token() -> str:
     return parameters.get_parameter(env("CONFIG_PATH").rstrip("/") + "/webhook/sayasms_token", decrypt=True,
                                     max_age=SECRETS_MAX_AGE_S)
+
+
+def webhook_tokens() -> list[str]:
+    """The tokens the webhook accepts: the current one and, during a rotation, the previous one
+    (docs/delivery-reports.md). One cached call for both, whichever exist."""
+    found = parameters.get_parameters(env("CONFIG_PATH").rstrip("/") + "/webhook", recursive=False, decrypt=True,
+                                      max_age=SECRETS_MAX_AGE_S)
+    return [found[name] for name in ("sayasms_token", "sayasms_token_previous") if found.get(name)]
 
 
 def sayasms_callback_url() -> str | None:

@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from urllib.parse import urlparse
 
+from tuma.domain.callback_urls import refusal
 from tuma.domain.errors import ValidationFailed
 from tuma.domain.requests import body_problem
 from tuma.domain.scheduling import parse_scheduled_at
@@ -54,6 +55,8 @@ def pinned_provider(payload: dict, problems: list[dict]) -> str | None:
 def callback_url(value: object, problems: list[dict]) -> str | None:
     if value is None:
         return None
+    if refused := refusal(value):  # what the callback function would refuse (tuma.domain.callback_urls)
+        return problems.append({"field": "callback_url", "reason": refused})
     parsed = urlparse(value) if isinstance(value, str) else None
     if not parsed or parsed.scheme not in ("https", "http") or not parsed.netloc:
         problems.append({"field": "callback_url", "reason": "must be an absolute http(s) URL"})
