@@ -49,6 +49,7 @@ $(VENV)/.installed: requirements-dev.txt layers/tuma/requirements.txt
 	  exit 1; fi
 	$(PYTHON313) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[cli]'
 	touch $@
 
 $(MINISTACK_VENV)/.installed: local/requirements-ministack.txt

@@ -29,9 +29,9 @@ REGION = "us-east-1"
 STACK_NAME = "tuma"
 STAGE = "local"
 TENANT = "local-dev"
-# The sender ids (`from`) the local stack's keys may use: those of the README's examples and the
-# end-to-end tests. Another is a 403 sender_id_not_allowed, as on AWS (docs/security.md).
-SENDER_IDS = ("TUMA", "MYSHOP", "SAYARADIUS")
+# The sender ids (`from`) the local stack's keys may use: those of the README's examples, the
+# end-to-end tests, the fault bench and 254sms's default. Another is a 403 sender_id_not_allowed (docs/security.md).
+SENDER_IDS = ("TUMA", "MYSHOP", "SAYARADIUS", "SHOP", "FAULTS", "254sms")
 
 
 class StackError(RuntimeError):

@@ -22,7 +22,7 @@ from pathlib import Path
 import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "tuma"))
-from tuma.domain.fields import sender as check_sender  # noqa: E402
+from tuma.domain.fields import job_schema_accepts, sender as check_sender  # noqa: E402
 from tuma.store.api_keys import create_api_key  # noqa: E402
 from tuma.store.tenants import ensure_signing_secret  # noqa: E402
 
@@ -59,6 +59,9 @@ def main() -> None:
                          type=sender_id, help="a sender id (`from`) the key may use; repeat for more")
     senders.add_argument("--any-sender-id", action="store_true", help="the key may use any sender id")
     args = parser.parse_args()
+    if not job_schema_accepts("tenant_id", args.tenant):
+        # The send job's own rule (tuma/schemas/send_job.v1.json): every job of such a tenant would fail.
+        parser.error("--tenant must be 1 to 128 letters, digits, '.', '_' or '-'")
     stack = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     key_table = boto3.resource("dynamodb").Table(outputs["TableName"])

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from tuma import settings
+from tuma import settings, suppressing
 from tuma.domain import costs
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
@@ -54,6 +54,8 @@ def handle_job(record: SQSRecord) -> None:
         return
     keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
     try:
+        if not job.from_api:  # the API screened its own requests at accept (tuma.suppressing)
+            job = suppressing.screen_job(job)
         dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now, time_left=_time_left,
                                 call_budget_s=CALL_BUDGET_S)
         report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)

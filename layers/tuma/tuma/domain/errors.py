@@ -40,3 +40,19 @@ class Conflict(ApiError):
     """The request is well formed but the resource's state refuses it (e.g. cancelling a sent message)."""
 
     status = 409
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class Unprocessable(ApiError):
+    """Well formed, but contradicts an earlier request (an Idempotency-Key reused with another body)."""
+
+    status = 422
+
+
+class Unavailable(ApiError):
+    """Tuma could not finish now; the same request (with its Idempotency-Key) can be retried."""
+
+    status = 503
