@@ -51,9 +51,9 @@ def test_every_tenant_is_counted_against_the_usage_plan_through_its_key():
     assert TEMPLATE["Outputs"]["TenantUsagePlanId"]["Value"] == _ref("TenantUsagePlan")
 
 
-@pytest.mark.parametrize("kind,status,code", [("THROTTLED", 429, "throttled"), ("QUOTA_EXCEEDED", 429, "quota_exceeded"),
-                                              ("UNAUTHORIZED", 401, "unauthorized"), ("ACCESS_DENIED", 403, "forbidden"),
-                                              ("INVALID_API_KEY", 403, "forbidden")])
+@pytest.mark.parametrize("kind,status,code", [
+    ("THROTTLED", 429, "throttled"), ("QUOTA_EXCEEDED", 429, "quota_exceeded"), ("UNAUTHORIZED", 401, "unauthorized"),
+    ("ACCESS_DENIED", 403, "forbidden"), ("INVALID_API_KEY", 403, "forbidden")])
 def test_api_gateways_own_refusals_are_in_tumas_error_shape(kind, status, code):
     response = API["GatewayResponses"][kind]
     assert response["StatusCode"] == status
