@@ -29,9 +29,9 @@ REGION = "us-east-1"
 STACK_NAME = "tuma"
 STAGE = "local"
 TENANT = "local-dev"
-# The sender ids (`from`) the local stack's keys may use: those of the README's examples and the
-# end-to-end tests. Another is a 403 sender_id_not_allowed, as on AWS (docs/security.md).
-SENDER_IDS = ("TUMA", "MYSHOP", "SAYARADIUS")
+# The sender ids (`from`) the local stack's keys may use: those of the README's examples, the
+# end-to-end tests, the fault bench and 254sms's default. Another is a 403 sender_id_not_allowed (docs/security.md).
+SENDER_IDS = ("TUMA", "MYSHOP", "SAYARADIUS", "SHOP", "FAULTS", "254sms")
 
 
 class StackError(RuntimeError):
@@ -232,6 +232,7 @@ class LocalStack:
         self.api_url = f"{self.endpoint}/_aws/execute-api/{self.outputs['ApiId']}/{STAGE}"
         self._fix_scaling_configs()
         self._fix_api_key_required()
+        self._fix_gateway_responses()
 
     def _fix_scaling_configs(self) -> None:
         """MiniStack 1.5.33 keeps a Number parameter's value as a string in an event source
@@ -259,6 +260,23 @@ class LocalStack:
                     # "remove": MiniStack would keep a "replace" value "false" as a (true) string.
                     apigateway.update_method(restApiId=api_id, resourceId=resource["id"], httpMethod=method,
                                              patchOperations=[{"op": "remove", "path": "/apiKeyRequired"}])
+
+    def _fix_gateway_responses(self) -> None:
+        """MiniStack 1.5.33 does not read the gateway responses SAM writes into the API's OpenAPI
+        body, so its 401/403/429 would not be in Tuma's error shape. The launcher puts the
+        template's own GatewayResponses through the API Gateway API and deploys the stage again
+        (a deployment takes the gateway responses in effect)."""
+        from samtranslator.yaml_helper import yaml_parse
+
+        template = yaml_parse((ROOT / "template.yaml").read_text())
+        responses = template["Resources"]["Api"]["Properties"].get("GatewayResponses") or {}
+        apigateway = self.client("apigateway")
+        api_id = self.outputs["ApiId"]
+        for kind, response in responses.items():
+            apigateway.put_gateway_response(restApiId=api_id, responseType=kind,
+                                            statusCode=str(response["StatusCode"]),
+                                            responseTemplates=response.get("ResponseTemplates") or {})
+        apigateway.create_deployment(restApiId=api_id, stageName=STAGE)
 
     def _put_credentials(self, credentials: dict) -> None:
         ssm = self.client("ssm")

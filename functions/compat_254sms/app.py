@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 
 from tuma import accepting, api, suppressing
 from tuma.domain import compat_254sms as compat
+from tuma.domain import senders
 from tuma.domain.errors import ApiError
 from tuma.domain.messages import accept_send
 from tuma.observability import logger, metrics, tracer
-from tuma.store.api_keys import tenant_for_key
+from tuma.store.api_keys import key_record
 
 app = api.resolver()
 
@@ -20,12 +21,14 @@ def sendsms():
     now = datetime.now(timezone.utc)
     try:
         request = compat.parse_request(_payload())
-        tenant = tenant_for_key(request.api_key)
-        if tenant is None:
+        key = key_record(request.api_key)
+        if key is None:
             raise compat.Compat254Error("X001")
+        tenant = key.tenant_id
         logger.append_keys(tenant_id=tenant)
         try:
             accepted = suppressing.screen(accept_send(request.send, tenant, now))
+            senders.require_allowed(accepted.sender, key.allowed_senders)  # as on POST /v1/messages
         except ApiError as problem:
             raise compat.refused(problem) from None
     except compat.Compat254Error as problem:

@@ -87,3 +87,16 @@ def test_the_stage_throttle_answers_429_in_tumas_error_shape(stack, client, slow
     for answer in throttled:
         _error_shape(answer, 429, "throttled")
     assert {a.status_code for a in answers} <= {404, 429}  # never a 5xx
+
+
+def test_no_secret_reaches_the_functions_logs(stack, client, sayasms, sms254):
+    """Every warning and error the stack's functions logged so far in this session (what MiniStack relays
+    to its log; the sender's retry warnings among them) holds no provider key, webhook token, API key or secret."""
+    client.post("/v1/messages", {"to": ["0712345678"], "from": "TUMA", "body": "Hello"})  # at least one send
+    client.post("/v1/messages", {"to": ["0712345678"], "from": "TUMA", "body": "Hello", "provider": "254sms"})
+    time.sleep(3)
+    logs = "\n".join(path.read_text(errors="replace") for path in stack.log_dir.glob("ministack*.log"))
+    secrets = {"api key": stack.api_key, "webhook token": stack.webhook_token, "signing secret": stack.signing_secret,
+               **{f"provider {name}": value for name, value in stack.credentials.items() if "api_key" in name}}
+    for what, value in secrets.items():
+        assert value and value not in logs, f"the {what} is in the functions' log"

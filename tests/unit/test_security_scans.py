@@ -41,8 +41,9 @@ def test_every_tenant_is_counted_against_the_usage_plan_through_its_key():
     assert API["Auth"]["ApiKeyRequired"] is True
     for name, resource in RESOURCES.items():
         for event in (resource.get("Properties", {}).get("Events") or {}).values():
-            if event["Type"] == "Api":
-                assert (event["Properties"].get("Auth") or {}).get("ApiKeyRequired", True) is True, name
+            auth = event["Properties"].get("Auth") or {} if event["Type"] == "Api" else None
+            if auth is not None and auth.get("Authorizer") != "NONE":  # no authorizer, no usage key to count
+                assert auth.get("ApiKeyRequired", True) is True, name
     plan = RESOURCES["TenantUsagePlan"]["Properties"]
     assert plan["ApiStages"] == [{"ApiId": _ref("Api"), "Stage": _ref("Api.Stage")}]
     assert plan["Throttle"] == {"RateLimit": _ref("TenantRateLimit"), "BurstLimit": _ref("TenantBurstLimit")}
@@ -50,9 +51,9 @@ def test_every_tenant_is_counted_against_the_usage_plan_through_its_key():
     assert TEMPLATE["Outputs"]["TenantUsagePlanId"]["Value"] == _ref("TenantUsagePlan")
 
 
-@pytest.mark.parametrize("kind,status,code", [("THROTTLED", 429, "throttled"), ("QUOTA_EXCEEDED", 429, "quota_exceeded"),
-                                              ("UNAUTHORIZED", 401, "unauthorized"), ("ACCESS_DENIED", 403, "forbidden"),
-                                              ("INVALID_API_KEY", 403, "forbidden")])
+@pytest.mark.parametrize("kind,status,code", [
+    ("THROTTLED", 429, "throttled"), ("QUOTA_EXCEEDED", 429, "quota_exceeded"), ("UNAUTHORIZED", 401, "unauthorized"),
+    ("ACCESS_DENIED", 403, "forbidden"), ("INVALID_API_KEY", 403, "forbidden")])
 def test_api_gateways_own_refusals_are_in_tumas_error_shape(kind, status, code):
     response = API["GatewayResponses"][kind]
     assert response["StatusCode"] == status

@@ -94,3 +94,18 @@ def test_the_script_needs_sender_ids_or_an_explicit_any():
                             (script + ["--sender-id", "ACME", "--any-sender-id"], "not allowed with argument")]:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and complaint in result.stderr, result.stderr
+
+
+def test_the_254sms_drop_in_also_sends_only_as_the_keys_sender_ids(functions, context, aws):
+    key = create_api_key("tenant-a", sender_ids=["MYSHOP"])
+    compat = functions("compat_254sms")
+
+    def sendsms(sender: str) -> tuple[int, dict]:
+        body = {"username": "u", "api_key": key, "sender_id": sender, "phone": "0712345678", "message": "Hi"}
+        response = compat.handler(api_event("POST", "/v1/compat/254sms/sendsms", body=body, tenant=None), context)
+        return response["statusCode"], json.loads(response["body"])
+
+    status, answer = sendsms("BANK")
+    assert status == 400 and answer["statusCode"] == "X000", answer
+    assert aws.receive(aws.queue_url) == []
+    assert sendsms("MYSHOP")[0] == 200

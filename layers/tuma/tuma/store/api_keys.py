@@ -32,6 +32,10 @@ class KeyRecord:
     sender_ids: tuple[str, ...] | None  # the `from` it may use; None: any (tuma.domain.senders)
     usage_key: str | None  # its tenant's API Gateway usage key (usage plan); None: made without one
 
+    @property
+    def allowed_senders(self) -> frozenset[str] | None:
+        return None if self.sender_ids is None else frozenset(self.sender_ids)
+
 
 def create_api_key(tenant_id: str, label: str = "", key_table=None, *, sender_ids: Iterable[str] | None = None,
                    usage_key: str | None = None) -> str:
