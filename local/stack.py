@@ -29,6 +29,9 @@ REGION = "us-east-1"
 STACK_NAME = "tuma"
 STAGE = "local"
 TENANT = "local-dev"
+# The sender ids (`from`) the local stack's keys may use: those of the README's examples and the
+# end-to-end tests. Another is a 403 sender_id_not_allowed, as on AWS (docs/security.md).
+SENDER_IDS = ("TUMA", "MYSHOP", "SAYARADIUS")
 
 
 class StackError(RuntimeError):
@@ -228,6 +231,7 @@ class LocalStack:
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self.api_url = f"{self.endpoint}/_aws/execute-api/{self.outputs['ApiId']}/{STAGE}"
         self._fix_scaling_configs()
+        self._fix_api_key_required()
 
     def _fix_scaling_configs(self) -> None:
         """MiniStack 1.5.33 keeps a Number parameter's value as a string in an event source
@@ -240,6 +244,21 @@ class LocalStack:
             if maximum is not None:
                 lambda_client.update_event_source_mapping(
                     UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": int(maximum)})
+
+    def _fix_api_key_required(self) -> None:
+        """MiniStack 1.5.33 reads a method's API key only from the x-api-key header, never from the
+        authorizer's usageIdentifierKey (the template's ApiKeySourceType: AUTHORIZER), so every
+        request would be refused as INVALID_API_KEY. Locally the methods do without one: the
+        stage's throttle still applies; the per-tenant usage plan is AWS's alone."""
+        apigateway = self.client("apigateway")
+        api_id = self.outputs["ApiId"]
+        for resource in apigateway.get_resources(restApiId=api_id, limit=500)["items"]:
+            for method in resource.get("resourceMethods") or {}:
+                if apigateway.get_method(restApiId=api_id, resourceId=resource["id"],
+                                         httpMethod=method).get("apiKeyRequired"):
+                    # "remove": MiniStack would keep a "replace" value "false" as a (true) string.
+                    apigateway.update_method(restApiId=api_id, resourceId=resource["id"], httpMethod=method,
+                                             patchOperations=[{"op": "remove", "path": "/apiKeyRequired"}])
 
     def _put_credentials(self, credentials: dict) -> None:
         ssm = self.client("ssm")
@@ -254,7 +273,7 @@ class LocalStack:
         sys.path.insert(0, str(ROOT / "layers" / "tuma"))
         from tuma.store.api_keys import create_api_key
 
-        api_key = create_api_key(tenant_id, label="local", key_table=self._table())
+        api_key = create_api_key(tenant_id, label="local", key_table=self._table(), sender_ids=SENDER_IDS)
         self.tenant_signing_secret(tenant_id)
         return api_key
 
@@ -264,6 +283,21 @@ class LocalStack:
         from tuma.store.tenants import ensure_signing_secret
 
         return ensure_signing_secret(tenant_id, secret_table=self._table())[0]
+
+    # --- the sender's execution, killed mid-batch (the fault suite, docs/reliability.md) ------
+
+    def function_workers(self, logical_id: str) -> list[int]:
+        """Pids of the processes running a function of this stack: MiniStack runs a Python
+        function in a child process whose working directory is
+        <tmp>/ministack-lambda-<function name>-<random>/code (one per concurrent execution)."""
+        name = self.client("cloudformation").describe_stack_resource(
+            StackName=STACK_NAME, LogicalResourceId=logical_id)["StackResourceDetail"]["PhysicalResourceId"]
+        ours = {proc.pid for proc in self.processes[:1]}  # MiniStack: other stacks' workers are not ours
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and f"ministack-lambda-{name}-" in _cwd(entry) and _descends(entry, ours):
+                pids.append(int(entry.name))
+        return pids
 
     def _table(self):
         return self._session().resource("dynamodb", endpoint_url=self.endpoint).Table(self.outputs["TableName"])
@@ -288,6 +322,28 @@ class LocalStack:
             f"TUMA_URL={self.api_url}\nTUMA_KEY={self.api_key}\n"
             f"TUMA_SIM_254SMS_URL={self.sms254_url}\nTUMA_SIM_SAYASMS_URL={self.sayasms_url}\n"
             f"TUMA_SIGNING_SECRET={self.signing_secret}\nTUMA_WEBHOOK_URL={self.webhook_url}\n")
+
+
+def _cwd(proc_dir: Path) -> str:
+    try:
+        return os.readlink(proc_dir / "cwd")
+    except OSError:
+        return ""
+
+
+def _descends(proc_dir: Path, ancestors: set[int]) -> bool:
+    """Whether the process at /proc/<pid> is a descendant of one of `ancestors`."""
+    pid = int(proc_dir.name)
+    for _ in range(10):
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid in ancestors:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 def _relay(name: str, proc: subprocess.Popen) -> None:

@@ -9,7 +9,8 @@ from tuma.domain import compat_254sms as compat
 from tuma.domain.errors import ApiError
 from tuma.domain.messages import accept_send
 from tuma.observability import logger, metrics, tracer
-from tuma.store.api_keys import tenant_for_key
+from tuma.domain import senders
+from tuma.store.api_keys import key_record
 
 app = api.resolver()
 
@@ -20,12 +21,15 @@ def sendsms():
     now = datetime.now(timezone.utc)
     try:
         request = compat.parse_request(_payload())
-        tenant = tenant_for_key(request.api_key)
-        if tenant is None:
+        key = key_record(request.api_key)
+        if key is None:
             raise compat.Compat254Error("X001")
-        logger.append_keys(tenant_id=tenant)
+        logger.append_keys(tenant_id=key.tenant_id)
         try:
-            accepted = suppressing.screen(accept_send(request.send, tenant, now))
+            accepted = suppressing.screen(accept_send(request.send, key.tenant_id, now))
+            # The key's sender ids, as the authorizer gives them to the Bearer routes.
+            allowed = frozenset(key.sender_ids) if key.sender_ids is not None else None
+            senders.require_allowed(accepted.sender, allowed)
         except ApiError as problem:
             raise compat.refused(problem) from None
     except compat.Compat254Error as problem:

@@ -16,7 +16,7 @@ from tuma.domain import costs
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import JobReport, send_job
-from tuma.observability import NAMESPACE, logger, metrics, tracer
+from tuma.observability import NAMESPACE, loggable, logger, metrics, tracer
 from tuma.providers import timeouts
 from tuma.store import queue
 from tuma.store.circuit import DynamoBreaker
@@ -60,10 +60,11 @@ def handle_job(record: SQSRecord) -> None:
                                 call_budget_s=CALL_BUDGET_S)
         report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
     except Exception as problem:
-        logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
+        shown = loggable(problem)  # the batch's error reaches the log too: raise only what may be read
+        logger.warning("job will be retried", extra={**keys, "reason": str(shown)})
         receive_count = int(record.attributes.approximate_receive_count or 1)
         queue.retry_later(record.receipt_handle, receive_count, RETRY_BASE_SECONDS)
-        raise
+        raise shown from None
     logger.info("job done", extra={**keys, "counts": {f"{p}:{s}": n for (p, s), n in report.counts.items()},
                                    "failovers": {f"{a}->{b}": n for (a, b), n in report.failovers.items()}})
     _publish(report)

@@ -6,17 +6,22 @@ never subject to faults, so tests can always inspect and steer the simulator.
 
 Control routes common to both simulators:
 
-    GET    /_sim/requests   {"requests": [{method, path, headers, body, received_at[, fault]}]}
+    GET    /_sim/requests   {"requests": [{method, path, headers, body, received_at[, fault]
+                                          [, status, response]}]}
     DELETE /_sim/requests   forget them
     GET    /_sim/faults     {"faults": <current fault set or {}>}
     POST   /_sim/faults     replace the fault set; {} clears it
 
 A fault set is one JSON object applied to each following provider call until its `count` runs out
-(no `count`: until replaced or cleared). Its keys combine; on one call they act in this order:
+(no `count`: until replaced or cleared). With `rate` (0 to 1) it applies only to that random share
+of calls (`count` then counts the calls it applied to); `seed` (an integer) makes the draw
+repeatable. Several fault sets share the calls as `{"mix": [fault set, ...], "seed": n}`: each
+call draws once and gets at most one of them, so their rates must add up to at most 1.
+Its keys combine; on one call they act in this order:
 
     latency_ms  sleep this long first
-    hang        hold the connection up to 60 s (until the faults change or the server stops),
-                then close it without answering
+    hang        hold the connection without answering until the client gives up (its read
+                timeout), the faults change, the server stops, or 60 s pass; then close it
     reset       close the connection with a TCP RST, without answering
     drop        close the connection cleanly (FIN), without answering
     error       answer with this provider error (each simulator maps it to its own response)
@@ -24,12 +29,15 @@ A fault set is one JSON object applied to each following provider call until its
                 alone, the body is {"error": {"code": "simulated_fault", "message": ...}}
 
 A call answered (or not answered) by a fault is still recorded, with "fault" naming what applied,
-so tests can count attempts.
+so tests can count attempts; a call that got an answer also records its `status` and `response`
+body, so a checker can tell "answered 503" (certainly not sent) from "no answer" (ambiguous).
 """
 
 from __future__ import annotations
 
 import json
+import random
+import select
 import signal
 import socket
 import struct
@@ -85,7 +93,8 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
 
-    def record(self, request: Request, fault: str | None) -> None:
+    def record(self, request: Request, fault: str | None) -> dict[str, Any]:
+        """Record a call; the returned entry takes the answer's status and body once answered."""
         entry = {
             "method": request.method,
             "path": request.path,
@@ -97,10 +106,15 @@ class RequestLog:
             entry["fault"] = fault
         with self._lock:
             self._entries.append(entry)
+        return entry
+
+    def answered(self, entry: dict[str, Any], response: Response) -> None:
+        with self._lock:
+            entry["status"], entry["response"] = response.status, response.body
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self._entries)
+            return [dict(entry) for entry in self._entries]
 
     def clear(self) -> None:
         with self._lock:
@@ -126,65 +140,112 @@ class FaultPlan:
         return "+".join(parts)
 
 
-class Faults:
-    """The current fault set, consumed one call at a time; thread-safe."""
+@dataclass
+class _FaultEntry:
+    """One fault set of the current faults: its plan, its share of calls and its count left."""
 
-    _KINDS: dict[str, type] = {
+    plan: FaultPlan
+    rate: float | None  # None: every call
+    remaining: int | None  # None: until replaced
+
+    def shown(self) -> dict[str, Any]:
+        shown = {k: v for k, v in vars(self.plan).items() if v not in (None, False, 0)}
+        if self.rate is not None:
+            shown["rate"] = self.rate
+        if self.remaining is not None:
+            shown["count"] = self.remaining
+        return shown
+
+
+class Faults:
+    """The current fault sets, consumed one call at a time; thread-safe."""
+
+    _KINDS: dict[str, type | tuple[type, ...]] = {
         "latency_ms": int, "hang": bool, "reset": bool, "drop": bool, "error": str, "status": int,
+        "count": int, "rate": (int, float),
     }
 
     def __init__(self, valid_errors: set[str]) -> None:
         self._valid_errors = valid_errors
         self._lock = threading.Lock()
-        self._plan: FaultPlan | None = None
-        self._remaining: int | None = None  # None: until replaced
+        self._entries: list[_FaultEntry] = []
+        self._mixed = False  # shown as {"mix": [...]} rather than one fault set
+        self._seed: int | None = None
+        self._random = random.Random()
         self._released = threading.Event()  # set when hanging calls must let go
 
     def set(self, spec: Any) -> None:
-        """Replace the fault set (ValueError on a bad spec) and release any hanging call."""
+        """Replace the fault sets (ValueError on a bad spec) and release any hanging call."""
         check_type("faults", spec, dict)
-        unknown = set(spec) - set(self._KINDS) - {"count"}
+        seed = spec.get("seed")
+        if seed is not None:
+            check_type("seed", seed, int)
+        mixed = "mix" in spec
+        if mixed:
+            if set(spec) - {"mix", "seed"}:
+                raise ValueError("a mix holds only `mix` and `seed`")
+            check_type("mix", spec["mix"], list)
+            entries = [self._entry(item, mixed=True) for item in spec["mix"]]
+            if sum(entry.rate or 0 for entry in entries) > 1:
+                raise ValueError("the rates of a mix must add up to at most 1")
+        else:
+            entries = [self._entry({k: v for k, v in spec.items() if k != "seed"}, mixed=False)]
+        with self._lock:
+            self._entries = [entry for entry in entries if entry.plan.describe()]
+            self._mixed, self._seed = mixed, seed
+            self._random = random.Random(seed)
+            self._released.set()
+            self._released = threading.Event()
+
+    def _entry(self, spec: Any, mixed: bool) -> _FaultEntry:
+        check_type("fault set", spec, dict)
+        unknown = set(spec) - set(self._KINDS)
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
         for name, value in spec.items():
-            check_type(name, value, self._KINDS.get(name, int))
+            check_type(name, value, self._KINDS[name])
         if spec.get("error") is not None and spec["error"] not in self._valid_errors:
             raise ValueError(f"error must be one of {sorted(self._valid_errors)}")
         if "status" in spec and not 100 <= spec["status"] <= 599:
             raise ValueError("status must be an HTTP status (100-599)")
         if spec.get("count", 1) < 1 or spec.get("latency_ms", 0) < 0:
             raise ValueError("count must be >= 1 and latency_ms >= 0")
-        plan = FaultPlan(**{k: v for k, v in spec.items() if k != "count"})
-        with self._lock:
-            self._plan = plan if plan.describe() else None
-            self._remaining = spec.get("count")
-            self._released.set()
-            self._released = threading.Event()
+        if not 0 <= spec.get("rate", 0) <= 1 or (mixed and "rate" not in spec):
+            raise ValueError("rate must be between 0 and 1 (and is required in a mix)")
+        plan = FaultPlan(**{k: v for k, v in spec.items() if k not in ("count", "rate")})
+        return _FaultEntry(plan, spec.get("rate"), spec.get("count"))
 
     def take(self) -> FaultPlan | None:
-        """The plan for the next call, counting it against `count`."""
+        """The plan for the next call (one random draw picks it), counting it against its `count`."""
         with self._lock:
-            plan = self._plan
-            if plan and self._remaining is not None:
-                self._remaining -= 1
-                if self._remaining == 0:
-                    self._plan = None
-            return plan
+            if not self._entries:
+                return None
+            draw, share = self._random.random(), 0.0
+            for entry in self._entries:
+                share += 1.0 if entry.rate is None else entry.rate
+                if draw < share:
+                    if entry.remaining is not None:
+                        entry.remaining -= 1
+                        if entry.remaining == 0:
+                            self._entries.remove(entry)
+                    return entry.plan
+            return None
 
-    def hang(self) -> None:
-        """Block until the faults change (the server clears them when it stops) or HANG_LIMIT_S."""
+    def hang(self, client_gone: Callable[[], bool] = lambda: False) -> None:
+        """Block until the client gives up, the faults change (the server clears them when it
+        stops) or HANG_LIMIT_S pass."""
         with self._lock:
             released = self._released
-        released.wait(HANG_LIMIT_S)
+        for _ in range(int(HANG_LIMIT_S / 0.1)):
+            if released.wait(0.1) or client_gone():
+                return
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            if not self._plan:
-                return {}
-            shown = {k: v for k, v in vars(self._plan).items() if v not in (None, False, 0)}
-            if self._remaining is not None:
-                shown["count"] = self._remaining
-            return shown
+            seed = {"seed": self._seed} if self._seed is not None else {}
+            if self._mixed:
+                return {"mix": [entry.shown() for entry in self._entries], **seed} if self._entries else {}
+            return {**self._entries[0].shown(), **seed} if self._entries else {}
 
 
 class Simulator:
@@ -239,13 +300,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         sim = self.server.sim
+        self._record: dict[str, Any] | None = None  # this call's entry in the request log
         request = self._read_request()
         if request.route.startswith("/_sim/"):
             handler = sim.controls().get((request.method, request.route))
             self._answer(handler(request) if handler else Response(404, {"error": "no such control route"}))
             return
         plan = sim.faults.take()
-        sim.requests.record(request, plan.describe() if plan else None)
+        self._record = sim.requests.record(request, plan.describe() if plan else None)
         if plan:
             self._apply(plan, request)
         else:
@@ -258,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.latency_ms:
             sim.stopping.wait(plan.latency_ms / 1000)
         if plan.hang:
-            sim.faults.hang()
+            sim.faults.hang(self._client_gone)
         if plan.reset:
             # Linger 0 makes close() send RST instead of FIN.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -276,6 +338,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(sim.route(request))
 
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (a hung call's client gave up waiting)."""
+        try:
+            if not select.select([self.connection], [], [], 0)[0]:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _read_request(self) -> Request:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         text = raw.decode("utf-8", errors="replace")
@@ -286,6 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         return Request(self.command, self.path, dict(self.headers), body)
 
     def _answer(self, response: Response) -> None:
+        if self._record is not None:  # a provider call: its record says what it was answered
+            self.server.sim.requests.answered(self._record, response)
+            self._record = None
         payload = json.dumps(response.body).encode()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")

@@ -17,8 +17,10 @@ Control routes, besides those of `common` (requests, faults):
         delay_ms (20)         pause between the stages of a send (queued -> sent -> final)
         fail_numbers ([])     E.164 numbers that get message.failed instead of message.delivered
         fail_reason ("absent subscriber")   the `reason` of message.failed
-        duplicate (false)     send every event twice
-        reorder (false)       send the stages in reverse: final, sent, queued
+        duplicate (false)     send every event twice; a number from 0 to 1: that random share of events
+        reorder (false)       send the stages in reverse: final, sent, queued; a number from 0 to 1:
+                              that random share of recipients get theirs in reverse
+        seed (null)           makes the random shares repeatable
         early (false)         send all events before answering the send (synchronously)
         backoff_ms (200)      first retry pause; doubles for each of the (at most 3) retries
         default_url (--callback-url)   where to report when a send has no callback_url
@@ -60,6 +62,7 @@ import ipaddress
 import json
 import math
 import os
+import random
 import re
 import threading
 from collections.abc import Callable
@@ -151,11 +154,12 @@ class CallbackSettings:
     delay_ms: int = 20
     fail_numbers: tuple[str, ...] = ()
     fail_reason: str = "absent subscriber"
-    duplicate: bool = False
-    reorder: bool = False
+    duplicate: bool | float = False  # a number: the share of events sent twice
+    reorder: bool | float = False  # a number: the share of recipients whose stages come in reverse
     early: bool = False
     backoff_ms: int = 200
     default_url: str | None = None
+    seed: int | None = None
 
     def updated(self, spec: Any) -> CallbackSettings:
         """These settings with spec's keys applied (ValueError on a bad spec)."""
@@ -167,6 +171,8 @@ class CallbackSettings:
             check_type(name, value, _SETTING_KINDS[name])
         if any(spec.get(name, 0) < 0 for name in ("delay_ms", "backoff_ms")):
             raise ValueError("delay_ms and backoff_ms must be >= 0")
+        if any(not 0 <= spec.get(name, 0) <= 1 for name in ("duplicate", "reorder")):
+            raise ValueError("duplicate and reorder are true/false or a share between 0 and 1")
         if "fail_numbers" in spec:
             if not all(isinstance(number, str) for number in spec["fail_numbers"]):
                 raise ValueError("fail_numbers must be a list of E.164 numbers")
@@ -176,8 +182,9 @@ class CallbackSettings:
 
 # JSON types of the settings (fail_numbers arrives as a list).
 _SETTING_KINDS: dict[str, type | tuple[type, ...]] = {
-    "enabled": bool, "delay_ms": int, "fail_numbers": list, "fail_reason": str, "duplicate": bool,
-    "reorder": bool, "early": bool, "backoff_ms": int, "default_url": (str, type(None)),
+    "enabled": bool, "delay_ms": int, "fail_numbers": list, "fail_reason": str, "duplicate": (bool, int, float),
+    "reorder": (bool, int, float), "early": bool, "backoff_ms": int, "default_url": (str, type(None)),
+    "seed": (int, type(None)),
 }
 
 
@@ -190,9 +197,18 @@ class Callbacks:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
+        self._random = random.Random()
 
     def configure(self, spec: Any) -> None:
         self.settings = self._defaults.updated(spec)
+        self._random = random.Random(self.settings.seed)
+
+    def _share(self, share: bool | float) -> bool:
+        """One draw: whether this event (or recipient) is among `share` of them."""
+        if isinstance(share, bool):
+            return share
+        with self._lock:
+            return self._random.random() < share
 
     def log(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -215,12 +231,13 @@ class Callbacks:
 
     def _run(self, url: str, recipients: list[Recipient], settings: CallbackSettings) -> None:
         stages = ["queued", "sent", "final"]
-        for index, stage in enumerate(reversed(stages) if settings.reorder else stages):
+        orders = [stages[::-1] if self._share(settings.reorder) else stages for _ in recipients]
+        for index in range(len(stages)):
             if index and self._stopping.wait(settings.delay_ms / 1000):
                 return
-            for recipient in recipients:
-                payload = self._event(stage, recipient, settings)
-                for _ in range(2 if settings.duplicate else 1):
+            for recipient, order in zip(recipients, orders, strict=True):
+                payload = self._event(order[index], recipient, settings)
+                for _ in range(2 if self._share(settings.duplicate) else 1):
                     self._post(url, payload, settings.backoff_ms)
 
     @staticmethod
