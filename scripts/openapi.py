@@ -31,8 +31,9 @@ ERRORS = {
     413: "Too many recipients (1,000 per send, 10,000 per bulk) or too large a body.",
     422: "This Idempotency-Key was used before with a different request body.",
     429: "Too many requests: slow down and retry.",
+    503: "The request could not be stored or queued whole: retry it with the same Idempotency-Key.",
 }
-READ, WRITE, IDEMPOTENT_WRITE = (401, 403, 429), (400, 401, 403, 413, 429), (400, 401, 403, 409, 413, 422, 429)
+READ, WRITE, IDEMPOTENT_WRITE = (401, 403, 429), (400, 401, 403, 413, 429), (400, 401, 403, 409, 413, 422, 429, 503)
 
 ID_PATTERN = "^(msg|bat)_[0-9A-HJKMNP-TV-Z]{26}(_[1-9][0-9]{0,5})?$"
 NUMBER_PATTERN = r"^\+?[0-9]{9,12}$"

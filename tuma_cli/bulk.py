@@ -59,7 +59,7 @@ def estimate(client: Client, contacts: list[Contact], template: str, sender: str
     cost = {}
     if sendable_sample:
         rates = client.post("/v1/messages/estimate", {"to": [sendable_sample[0]], "from": sender,
-                                                      "body": sendable_sample[1]})["cost_per_segment"]
+                                                      "body": sendable_sample[1]}, safe=True)["cost_per_segment"]
         cost = {provider: kes(parse_kes(rate) * segments) for provider, rate in rates.items()}
     return Estimate(rows=len(contacts), sendable=len(seen), rejected=rejected, segments=segments, cost=cost,
                     requests=-(-len(contacts) // MAX_PER_REQUEST))

@@ -25,10 +25,11 @@ class Client:
     def get(self, path: str) -> dict:
         return self._call("GET", path, retry=True)
 
-    def post(self, path: str, body: dict, idempotency_key: str | None = None) -> dict:
+    def post(self, path: str, body: dict, idempotency_key: str | None = None, safe: bool = False) -> dict:
+        """`safe`: the POST changes nothing (an estimate), so it may be retried like a read."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         # Without a key a retried POST could send twice: retry only with one.
-        return self._call("POST", path, json=body, headers=headers, retry=idempotency_key is not None)
+        return self._call("POST", path, json=body, headers=headers, retry=safe or idempotency_key is not None)
 
     def delete(self, path: str) -> dict:
         return self._call("DELETE", path, retry=False)

@@ -95,7 +95,7 @@ def send(to: To, sender: From, body: Body, provider: Provider = None,
 @command()
 def estimate(to: To, sender: From, body: Body, provider: Provider = None):
     """What a send would be and cost, without sending (POST /v1/messages/estimate)."""
-    answer = _client().post("/v1/messages/estimate", _send_body(to, sender, body, provider))
+    answer = _client().post("/v1/messages/estimate", _send_body(to, sender, body, provider), safe=True)
     table = Table(title=f"{answer['sendable']} of {answer['recipients']} sendable, {answer['segments']} segment(s) "
                         f"{answer['encoding']} ({answer['characters']} characters)")
     table.add_column("provider")

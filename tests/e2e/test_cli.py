@@ -14,11 +14,11 @@ from local.stack import ROOT
 WAITING = {"scheduled", "queued", "sending"}
 
 
-def tuma(stack, *args: str, cwd) -> subprocess.CompletedProcess:
+def tuma(stack, *args: str, cwd, answer: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "TUMA_URL": stack.api_url, "TUMA_KEY": stack.api_key,
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "tuma")]), "COLUMNS": "100"}
     return subprocess.run([sys.executable, "-m", "tuma_cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, input=answer)
 
 
 def test_a_1000_row_csv_ends_with_every_row_final_and_results_matching_get(stack, client, sayasms, sms254, tmp_path):
@@ -29,9 +29,10 @@ def test_a_1000_row_csv_ends_with_every_row_final_and_results_matching_get(stack
     contacts.write_bytes(("\ufeffphone;name;order\r\n" + "".join(f"{n};{m};{o}\r\n" for n, m, o in rows)).encode())
 
     run = tuma(stack, "bulk", str(contacts), "--from", "MYSHOP", "--template", "Habari {name}, oda {order} iko tayari",
-               "--yes", "--timeout", "300", cwd=tmp_path)
+               "--timeout", "300", cwd=tmp_path, answer="y\n")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "estimate" in run.stderr and "sendable" in run.stderr
+    assert "estimate" in run.stderr and "sendable" in run.stderr and "Send 997 message(s)?" in run.stderr
+    (ROOT / ".tuma" / "cli-bulk-transcript.txt").write_text(run.stderr)  # what README's transcript shows
 
     with (tmp_path / "contacts.results.csv").open(encoding="utf-8", newline="") as f:
         results = list(csv.DictReader(f))

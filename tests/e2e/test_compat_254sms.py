@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import requests
 
+from local.stack import TENANT
+from tuma.store.api_keys import create_api_key
+
 PATH = "/v1/compat/254sms/sendsms"
 
 
 def test_the_seeds_request_goes_through_with_no_bearer_header(stack, client, sayasms, sms254):
-    seed = {"username": "254SMS USERNAME", "api_key": stack.api_key, "sender_id": "254sms",
+    # A key that may send as any sender id: the seed's is 254sms's default, "254sms".
+    key = create_api_key(TENANT, label="254sms app", key_table=stack._table(), sender_ids=None)
+    seed = {"username": "254SMS USERNAME", "api_key": key, "sender_id": "254sms",
             "phone": "25472256565,254722998999", "message": "Hello world"}
     answer = requests.post(stack.api_url + PATH, json=seed, timeout=30)  # no Authorization header
     assert answer.status_code == 200, answer.text
@@ -30,3 +35,9 @@ def test_a_wrong_key_is_x001_and_a_missing_parameter_x000(stack):
 
 def test_the_bearer_routes_still_need_their_header(stack):
     assert requests.get(stack.api_url + "/v1/account/balance", timeout=30).status_code == 401
+
+
+def test_a_sender_id_the_key_may_not_use_is_refused_x000(stack):
+    refused = requests.post(stack.api_url + PATH, json={"username": "u", "api_key": stack.api_key, "sender_id": "BANK",
+                                                        "phone": "0722998999", "message": "hi"}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["statusCode"] == "X000"

@@ -21,17 +21,17 @@ def test_a_suppressed_number_is_rejected_in_send_bulk_and_producer_jobs(stack, c
     assert client.get("/v1/suppressions/%2B254733444555").json()["reason"] == "replied STOP"
     assert NUMBER in [s["number"] for s in client.get("/v1/suppressions?limit=1000").json()["suppressions"]]
 
-    send = client.post("/v1/messages", {"to": ["0712345678", NUMBER], "from": "SHOP", "body": "Sale!"}).json()
+    send = client.post("/v1/messages", {"to": ["0712345678", NUMBER], "from": "MYSHOP", "body": "Sale!"}).json()
     assert [r["status"] for r in send["recipients"]] == ["queued", "rejected"]
     assert send["recipients"][1]["reason"] == "suppressed"
 
-    bulk = client.post("/v1/messages/bulk", {"from": "SHOP", "messages": [
+    bulk = client.post("/v1/messages/bulk", {"from": "MYSHOP", "messages": [
         {"to": "0722111222", "body": "Hi A"}, {"to": "0733444555", "body": "Hi B"}]}).json()
     assert bulk["rejected"] == [{"index": 1, "to": "0733444555", "reason": "suppressed"}]
 
     sqs, request_id = stack.client("sqs"), new_request_id()
     producer = {"version": 1, "tenant_id": TENANT, "request_id": request_id,
-                "from": "SHOP", "body": "Hi", "recipients": [{"number": "0744555666"}, {"number": NUMBER}]}
+                "from": "MYSHOP", "body": "Hi", "recipients": [{"number": "0744555666"}, {"number": NUMBER}]}
     sqs.send_message(QueueUrl=stack.outputs["SendQueueUrl"], MessageBody=json.dumps(producer))
 
     assert client.wait_for(f"{send['message_id']}_1")["status"] == "sent"
@@ -48,7 +48,7 @@ def test_a_suppressed_number_is_rejected_in_send_bulk_and_producer_jobs(stack, c
 
     # Unsuppressed: the number is sendable again.
     assert client.delete("/v1/suppressions/0733444555").status_code == 200
-    again = client.post("/v1/messages", {"to": [NUMBER], "from": "SHOP", "body": "Welcome back"})
+    again = client.post("/v1/messages", {"to": [NUMBER], "from": "MYSHOP", "body": "Welcome back"})
     assert again.status_code == 202 and again.json()["recipients"][0]["status"] == "queued"
 
 

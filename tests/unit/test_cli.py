@@ -313,3 +313,20 @@ def test_a_wrong_key_exits_1_with_403(gateway, monkeypatch):
     monkeypatch.setenv("TUMA_KEY", "tuma_wrong")
     result = run("balance")
     assert result.exit_code == EXIT_REFUSED and "403 forbidden" in result.output
+
+
+def test_the_bulk_estimate_is_retried_after_a_timeout_or_503_but_a_send_without_key_is_not(gateway, tmp_path):
+    original, failures = gateway.route, {"estimate": 2, "send": 1}
+
+    def flaky(method, path, body):
+        for name, route in (("estimate", "/v1/messages/estimate"), ("send", "/v1/messages")):
+            if method == "POST" and path.endswith(route) and failures[name]:
+                failures[name] -= 1
+                return 503, {"message": "Service Unavailable"}
+        return original(method, path, body)
+    gateway.route = flaky
+    contacts = write_csv(tmp_path / "c.csv", "number,name\n0712345678,Grace\n")
+    assert run("bulk", str(contacts), "--from", "MYSHOP", "--template", "Hi {name}", "--yes").exit_code == 0
+    assert len(gateway.posts("/v1/messages/estimate")) == 3
+    assert run("send", "--to", "0712345678", "--from", "X", "--body", "hi").exit_code == EXIT_UNREACHABLE
+    assert len(gateway.posts("/v1/messages")) == 1  # no Idempotency-Key: never resent

@@ -103,3 +103,12 @@ def test_the_message_is_readable_through_tumas_status_route(sendsms, key, functi
     status = functions("status").handler(api_event("GET", f"/v1/messages/{message_id}", resource="/v1/messages/{message_id}",
                                                    path_parameters={"message_id": message_id}), context)
     assert status["statusCode"] == 200 and json.loads(status["body"])["number"] == "+254722998999"
+
+
+def test_a_key_limited_to_other_sender_ids_cannot_send_as_another_through_the_drop_in(sendsms, aws):
+    key = create_api_key("tenant-a", "254sms app", key_table=aws.table, sender_ids=["MYSHOP"])
+    status, body = sendsms({**seed_request(key), "sender_id": "BANK", "phone": "254722998999"})
+    assert status == 400 and body["statusCode"] == "X000"
+    assert body["details"][0]["reason"] == "is not a sender id registered for this API key"
+    assert aws.receive(aws.queue_url) == []
+    assert sendsms({**seed_request(key), "sender_id": "MYSHOP", "phone": "254722998999"})[0] == 200
