@@ -59,6 +59,9 @@ from local.stack import TENANT, LocalStack, Ports, free_port  # noqa: E402
 
 FAULT_MIX = {"status:503": 0.20, "hang": 0.05, "reset": 0.02, "drop": 0.02}
 REPORT_SHARES = {"duplicate": 0.10, "reorder": 0.10}
+# Report POSTs in flight at once: MiniStack runs each as a webhook invocation, and on a loaded
+# machine an unbounded flood times them out (the simulator retries, the flood grows) and stalls it.
+REPORT_CONCURRENCY = 4
 FAILING_SHARE = 0.01  # numbers SayaSMS reports as failed (absent subscriber)
 SCENARIO_VISIBILITY_S = 35  # above the sender's 30 s timeout: a live invocation never loses its jobs
 RANK = {"scheduled": 0, "queued": 1, "sending": 2, "unknown": 3, "sent": 4, "expired": 5,
@@ -239,7 +242,7 @@ def submit_job(stack: LocalStack, run: Run, send: Send) -> None:
         job["recipients"] = [{"number": n} for n in send.numbers]
     if send.own_id:
         job["request_id"] = f"msg_{ULID()}"
-    answer = stack.client("sqs").send_message(QueueUrl=stack.outputs["SendQueueUrl"], MessageBody=json.dumps(job))
+    answer = aws(stack, "sqs").send_message(QueueUrl=stack.outputs["SendQueueUrl"], MessageBody=json.dumps(job))
     request_id = job.get("request_id") or derived_request_id(answer["MessageId"])
     run.requests.append(request_id)
     run.add([Accepted(f"{request_id}_{i}", key_of(n), "job", send.provider)
@@ -263,7 +266,7 @@ def idempotent_retries(stack: LocalStack, client: Client, run: Run, first: int) 
     if not supported:
         run.notes.append("Idempotency-Key is not honoured by this build (the same key twice made two requests): "
                          "retries were made without it, as plain new sends after a failed first POST.")
-    sqs, queue_url = stack.client("sqs"), stack.outputs["SendQueueUrl"]
+    sqs, queue_url = aws(stack, "sqs"), stack.outputs["SendQueueUrl"]
     original = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"])["Attributes"]
     for _ in range(run.scenario.retries):
         numbers = [local_number(first + used + i) for i in range(40)]
@@ -304,7 +307,7 @@ def _cpu_ticks(pid: int) -> int:
 
 def killer(stack: LocalStack, run: Run, stop: threading.Event, gap_s: float = 8.0) -> None:
     """SIGKILL a sender worker that is busy (using CPU), `kills` times, at least gap_s apart."""
-    sqs, queue_url = stack.client("sqs"), stack.outputs["SendQueueUrl"]
+    sqs, queue_url = aws(stack, "sqs"), stack.outputs["SendQueueUrl"]
     while len(run.kills) < run.scenario.kills and not stop.wait(0.5):
         try:
             pids = stack.function_workers("SenderFunction")
@@ -340,7 +343,7 @@ def settle(client: Client, run: Run, sayasms_url: str, deadline: float) -> dict:
     """Poll until nothing is waiting and SayaSMS's reports have stopped, or the deadline."""
     waiting, reports, quiet_since = None, -1, None
     while time.monotonic() < deadline:
-        with ThreadPoolExecutor(8) as pool:
+        with ThreadPoolExecutor(4) as pool:
             batches = list(pool.map(lambda b: client.get(f"/v1/batches/{b}"), run.batches))
             views = list(pool.map(lambda r: client.get(f"/v1/messages/{r}"), run.requests))
         for view in views:
@@ -354,13 +357,13 @@ def settle(client: Client, run: Run, sayasms_url: str, deadline: float) -> dict:
                 reports, quiet_since = count, time.monotonic()
             elif time.monotonic() - quiet_since >= 6:
                 return {"settled": True, "waiting": 0}
-        time.sleep(3)
+        time.sleep(5)
     return {"settled": False, "waiting": waiting}
 
 
 def final_views(client: Client, run: Run) -> dict[str, dict]:
     views: dict[str, dict] = {}
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:
         for view in pool.map(lambda r: client.get(f"/v1/messages/{r}"), run.requests):
             for recipient in view.get("recipients", []):
                 views[recipient["message_id"]] = recipient
@@ -510,13 +513,23 @@ def configure(stack: LocalStack, scenario: Scenario, failing: list[str]) -> None
     requests.delete(f"{stack.sayasms_url}/_sim/callbacks/log", timeout=30).raise_for_status()
     requests.delete(f"{stack.sayasms_url}/_sim/messages", timeout=30).raise_for_status()
     requests.post(f"{stack.sayasms_url}/_sim/callbacks", timeout=30, json={
-        **REPORT_SHARES, "seed": scenario.seed, "fail_numbers": failing}).raise_for_status()
+        **REPORT_SHARES, "seed": scenario.seed, "fail_numbers": failing,
+        "concurrency": REPORT_CONCURRENCY}).raise_for_status()
+
+
+def aws(stack: LocalStack, service: str):
+    """A client of the stack's emulator that gives up within a minute (a stalled emulator must not
+    hang the run, nor its clean-up, for long)."""
+    from botocore.config import Config
+
+    return stack._session().client(service, endpoint_url=stack.endpoint, config=Config(
+        connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}))
 
 
 def close_circuits(stack: LocalStack) -> None:
     from tuma.store.circuit import circuit_key
 
-    dynamodb = stack.client("dynamodb")
+    dynamodb = aws(stack, "dynamodb")
     for provider in ("254sms", "sayasms"):
         key = {name: {"S": value} for name, value in circuit_key(provider).items()}
         dynamodb.delete_item(TableName=stack.outputs["TableName"], Key=key)
@@ -529,7 +542,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
     client = Client(stack)
     sends = plan(scenario, first=scenario.recipients + 1000)
     failing = [f"+254{key_of(n)}" for s in sends for n in s.numbers][:: int(1 / FAILING_SHARE)]
-    sqs, queue_url = stack.client("sqs"), stack.outputs["SendQueueUrl"]
+    sqs, queue_url = aws(stack, "sqs"), stack.outputs["SendQueueUrl"]
     visibility = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
     stop = threading.Event()
     try:
@@ -552,14 +565,14 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
         records = {"254sms": requests.get(f"{stack.sms254_url}/_sim/requests", timeout=120).json()["requests"],
                    "sayasms": requests.get(f"{stack.sayasms_url}/_sim/requests", timeout=120).json()["requests"]}
         callbacks = requests.get(f"{stack.sayasms_url}/_sim/callbacks/log", timeout=120).json()["callbacks"]
-        dlq = stack.client("sqs").get_queue_attributes(QueueUrl=stack.outputs["SendDeadLetterQueueUrl"],
+        dlq = sqs.get_queue_attributes(QueueUrl=stack.outputs["SendDeadLetterQueueUrl"],
                                                        AttributeNames=["ApproximateNumberOfMessages"])
     finally:
         stop.set()
-        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=visibility)
         for url in (stack.sms254_url, stack.sayasms_url):
             requests.post(f"{url}/_sim/faults", json={}, timeout=30)
         requests.post(f"{stack.sayasms_url}/_sim/callbacks", json={}, timeout=30)
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=visibility)
         close_circuits(stack)
     checked = check(run, views, records, callbacks)
     counts = checked["counts"]
@@ -641,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = LocalStack(ports=Ports(free_port(), free_port(), free_port()), log_dir=ROOT / ".tuma" / "faults-logs",
                        parameters=E2E_PARAMETERS)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # stop the stack too
     with stack:
         result = run_scenario(stack, scenario)
     print(table(result), flush=True)
