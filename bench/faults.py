@@ -62,6 +62,7 @@ REPORT_SHARES = {"duplicate": 0.10, "reorder": 0.10}
 # Report POSTs in flight at once: MiniStack runs each as a webhook invocation, and on a loaded
 # machine an unbounded flood times them out (the simulator retries, the flood grows) and stalls it.
 REPORT_CONCURRENCY = 4
+REPORT_GRACE_S = 120  # the longest wait for delivery reports once nothing is queued or sending
 FAILING_SHARE = 0.01  # numbers SayaSMS reports as failed (absent subscriber)
 SCENARIO_VISIBILITY_S = 35  # above the sender's 30 s timeout: a live invocation never loses its jobs
 RANK = {"scheduled": 0, "queued": 1, "sending": 2, "unknown": 3, "sent": 4, "expired": 5,
@@ -340,25 +341,31 @@ def observe(run: Run, view: dict) -> None:
 
 
 def settle(client: Client, run: Run, sayasms_url: str, deadline: float) -> dict:
-    """Poll until nothing is waiting and SayaSMS's reports have stopped, or the deadline."""
-    waiting, reports, quiet_since = None, -1, None
-    while time.monotonic() < deadline:
-        with ThreadPoolExecutor(4) as pool:
-            batches = list(pool.map(lambda b: client.get(f"/v1/batches/{b}"), run.batches))
-            views = list(pool.map(lambda r: client.get(f"/v1/messages/{r}"), run.requests))
-        for view in views:
-            observe(run, view)
-        waiting = sum(n for b in batches for s, n in b.get("counts", {}).items() if s in WAITING)
-        waiting += sum(1 for v in views for r in v.get("recipients", []) if r["status"] in WAITING)
-        waiting += sum(1 for v in views if "recipients" not in v)  # a producer job not registered yet
-        count = len(requests.get(f"{sayasms_url}/_sim/callbacks/log", timeout=60).json()["callbacks"])
-        if waiting == 0:
+    """Poll until nothing is waiting (or the deadline), then until SayaSMS's reports have stopped
+    for a few seconds, at most REPORT_GRACE_S more: reports arriving after that are simply not
+    counted (a message they would move stays `sent`, which the checks accept)."""
+    waiting, reports, quiet_since, settled_at = None, -1, 0.0, None
+    while time.monotonic() < (settled_at + REPORT_GRACE_S if settled_at else deadline):
+        if settled_at is None:
+            with ThreadPoolExecutor(4) as pool:
+                batches = list(pool.map(lambda b: client.get(f"/v1/batches/{b}"), run.batches))
+                views = list(pool.map(lambda r: client.get(f"/v1/messages/{r}"), run.requests))
+            for view in views:
+                observe(run, view)
+            waiting = sum(n for b in batches for s, n in b.get("counts", {}).items() if s in WAITING)
+            waiting += sum(1 for v in views for r in v.get("recipients", []) if r["status"] in WAITING)
+            waiting += sum(1 for v in views if "recipients" not in v)  # a producer job not registered yet
+            if waiting == 0:
+                settled_at = time.monotonic()
+        if settled_at is not None:
+            count = len(requests.get(f"{sayasms_url}/_sim/callbacks/log", timeout=60).json()["callbacks"])
             if count != reports:
                 reports, quiet_since = count, time.monotonic()
             elif time.monotonic() - quiet_since >= 6:
-                return {"settled": True, "waiting": 0}
+                break
         time.sleep(5)
-    return {"settled": False, "waiting": waiting}
+    return {"settled": settled_at is not None, "waiting": waiting,
+            "reports_quiet": settled_at is not None and time.monotonic() < settled_at + REPORT_GRACE_S}
 
 
 def final_views(client: Client, run: Run) -> dict[str, dict]:
@@ -579,6 +586,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
     return {
         "scenario": asdict(scenario), "fault_mix": FAULT_MIX, "report_shares": REPORT_SHARES,
         "accepted": len(run.accepted), "unanswered_posts_recipients": run.unanswered, "settled": outcome["settled"], "still_waiting": outcome["waiting"],
+        "reports_quiet": outcome["reports_quiet"],
         "lost": counts["lost"], "duplicates": counts["duplicates"], "regressions": counts["regressions"],
         "unknown": checked["statuses"].get("unknown", 0), "unknown_untraced": counts["unknown_untraced"],
         "unknown_no_answer": counts["unknown_no_answer"],
@@ -630,7 +638,8 @@ def table(result: dict) -> str:
         lines.append(f"{name:<42}{value!s:>14}  {goal:<18}{mark}")
     lines.append("-" * 78)
     lines.append("final statuses: " + ", ".join(f"{s} {n}" for s, n in sorted(result["statuses"].items())))
-    lines.append(f"settled: {result['settled']} (still waiting {result['still_waiting']}); traffic "
+    lines.append(f"settled: {result['settled']} (still waiting {result['still_waiting']}; reports quiet "
+                 f"{result['reports_quiet']}); traffic "
                  f"{result['submitted_seconds']} s, whole run {result['total_seconds']} s")
     for kind, found in result["failures"].items():
         lines.append(f"{kind}: {found['count']}, e.g.")
