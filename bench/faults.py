@@ -488,7 +488,9 @@ def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], call
             problem = (f"status {view['status']} though the webhook acknowledged "
                        f"message.{acknowledged[view['provider_message_id']]}")
         if problem:
-            failures["regression"].append(f"{accepted.message_id}: {problem}")
+            trail = " > ".join(h["status"] + ("(late)" if "note" in h else "") for h in view.get("history", []))
+            failures["regression"].append(f"{accepted.message_id} ({accepted.kind}, {view.get('provider')} "
+                                          f"{view.get('provider_message_id')}): {problem}; history {trail}")
     counts["regressions"] = len(failures["regression"])
     return {"counts": counts, "statuses": statuses, "failures": failures}
 
