@@ -29,6 +29,9 @@ REGION = "us-east-1"
 STACK_NAME = "tuma"
 STAGE = "local"
 TENANT = "local-dev"
+# The sender ids (`from`) the local stack's keys may use: those of the README's examples and the
+# end-to-end tests. Another is a 403 sender_id_not_allowed, as on AWS (docs/security.md).
+SENDER_IDS = ("TUMA", "MYSHOP", "SAYARADIUS")
 
 
 class StackError(RuntimeError):
@@ -228,6 +231,7 @@ class LocalStack:
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         self.api_url = f"{self.endpoint}/_aws/execute-api/{self.outputs['ApiId']}/{STAGE}"
         self._fix_scaling_configs()
+        self._fix_api_key_required()
 
     def _fix_scaling_configs(self) -> None:
         """MiniStack 1.5.33 keeps a Number parameter's value as a string in an event source
@@ -240,6 +244,21 @@ class LocalStack:
             if maximum is not None:
                 lambda_client.update_event_source_mapping(
                     UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": int(maximum)})
+
+    def _fix_api_key_required(self) -> None:
+        """MiniStack 1.5.33 reads a method's API key only from the x-api-key header, never from the
+        authorizer's usageIdentifierKey (the template's ApiKeySourceType: AUTHORIZER), so every
+        request would be refused as INVALID_API_KEY. Locally the methods do without one: the
+        stage's throttle still applies; the per-tenant usage plan is AWS's alone."""
+        apigateway = self.client("apigateway")
+        api_id = self.outputs["ApiId"]
+        for resource in apigateway.get_resources(restApiId=api_id, limit=500)["items"]:
+            for method in resource.get("resourceMethods") or {}:
+                if apigateway.get_method(restApiId=api_id, resourceId=resource["id"],
+                                         httpMethod=method).get("apiKeyRequired"):
+                    # "remove": MiniStack would keep a "replace" value "false" as a (true) string.
+                    apigateway.update_method(restApiId=api_id, resourceId=resource["id"], httpMethod=method,
+                                             patchOperations=[{"op": "remove", "path": "/apiKeyRequired"}])
 
     def _put_credentials(self, credentials: dict) -> None:
         ssm = self.client("ssm")
@@ -254,7 +273,7 @@ class LocalStack:
         sys.path.insert(0, str(ROOT / "layers" / "tuma"))
         from tuma.store.api_keys import create_api_key
 
-        api_key = create_api_key(tenant_id, label="local", key_table=self._table())
+        api_key = create_api_key(tenant_id, label="local", key_table=self._table(), sender_ids=SENDER_IDS)
         self.tenant_signing_secret(tenant_id)
         return api_key
 

@@ -1,8 +1,6 @@
 """POST /v1/messages/bulk: up to 10,000 personalised messages; stored and queued in a handful of
 AWS requests (one item per 1,000 numbers, one job per 1,000 messages), answered 202."""
 
-from datetime import datetime, timezone
-
 from tuma import accepting, api
 from tuma.domain.bulk import accept_bulk, bulk_response
 from tuma.observability import logger, metrics, tracer
@@ -13,10 +11,7 @@ app = api.resolver()
 @app.post("/v1/messages/bulk")
 @tracer.capture_method
 def bulk():
-    now = datetime.now(timezone.utc)
-    accepted = accept_bulk(api.json_body(app), api.tenant_id(app), now)
-    accepting.store_and_queue(accepted, "bulk", now)
-    return bulk_response(accepted), 202
+    return accepting.accept(app, "bulk", accept_bulk, bulk_response)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tuma import accepting, api, settings
+from tuma import accepting, api, settings, suppressing
 from tuma.domain.estimates import estimate_response
 from tuma.domain.messages import accept_send, send_response
 from tuma.observability import logger, metrics, tracer
@@ -16,16 +16,14 @@ app = api.resolver()
 @app.post("/v1/messages")
 @tracer.capture_method
 def send():
-    now = datetime.now(timezone.utc)
-    accepted = accept_send(api.json_body(app), api.tenant_id(app), now)
-    accepting.store_and_queue(accepted, "send", now)
-    return send_response(accepted), 202
+    return accepting.accept(app, "send", accept_send, send_response)
 
 
 @app.post("/v1/messages/estimate")
 @tracer.capture_method
 def estimate():
-    accepted = accept_send(api.json_body(app), api.tenant_id(app), datetime.now(timezone.utc))
+    accepted = suppressing.screen(accept_send(api.json_body(app), api.tenant_id(app), datetime.now(timezone.utc)))
+    api.require_sender_allowed(app, accepted.sender)
     metrics.add_metric(name="EstimatesAnswered", unit=MetricUnit.Count, value=1)
     return estimate_response(accepted, settings.rates()), 200
 

@@ -11,12 +11,12 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from tuma import settings
+from tuma import settings, suppressing
 from tuma.domain import costs
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
 from tuma.domain.sending import JobReport, send_job
-from tuma.observability import NAMESPACE, logger, metrics, tracer
+from tuma.observability import NAMESPACE, loggable, logger, metrics, tracer
 from tuma.providers import timeouts
 from tuma.store import queue
 from tuma.store.circuit import DynamoBreaker
@@ -54,14 +54,17 @@ def handle_job(record: SQSRecord) -> None:
         return
     keys = {"message_id": job.request_id, "tenant_id": job.tenant_id, "pinned": job.provider}
     try:
+        if not job.from_api:  # the API screened its own requests at accept (tuma.suppressing)
+            job = suppressing.screen_job(job)
         dispatcher = Dispatcher(settings.providers(), ROUTING, BREAKER, _now, time_left=_time_left,
                                 call_budget_s=CALL_BUDGET_S)
         report = send_job(job, store, dispatcher, _now, IN_FLIGHT_GRACE, estimate_cost=ESTIMATE_COST)
     except Exception as problem:
-        logger.warning("job will be retried", extra={**keys, "reason": str(problem)})
+        shown = loggable(problem)  # the batch's error reaches the log too: raise only what may be read
+        logger.warning("job will be retried", extra={**keys, "reason": str(shown)})
         receive_count = int(record.attributes.approximate_receive_count or 1)
         queue.retry_later(record.receipt_handle, receive_count, RETRY_BASE_SECONDS)
-        raise
+        raise shown from None
     logger.info("job done", extra={**keys, "counts": {f"{p}:{s}": n for (p, s), n in report.counts.items()},
                                    "failovers": {f"{a}->{b}": n for (a, b), n in report.failovers.items()}})
     _publish(report)

@@ -1,9 +1,12 @@
 """POST /v1/webhooks/sayasms?token=<secret>: SayaSMS delivery reports, behind a Function URL.
 
-401 without the right token (compared in constant time), 400 for a body that is not a report,
-200 for every well-formed report: applied, duplicate, late, or parked because the sender has not
+401 without the right token (compared in constant time; during a rotation the previous token
+too: docs/delivery-reports.md), 413 for a body over MAX_BODY_BYTES, 400 for a body that is not a
+report (not UTF-8 included), 200 for every well-formed report: applied, duplicate, late, or parked because the sender has not
 recorded SayaSMS's message id yet. A few DynamoDB calls, no other network call."""
 
+import base64
+import binascii
 import hmac
 from datetime import datetime, timezone
 
@@ -19,21 +22,49 @@ from tuma.store.reports import DynamoReportStore
 
 app = api.resolver(LambdaFunctionUrlResolver)
 store = DynamoReportStore()
+MAX_BODY_BYTES = 64 * 1024  # a SayaSMS report is under 1 KiB
 
 
 class Unauthorized(ApiError):
     status = 401
 
 
+class TooLarge(ApiError):
+    status = 413
+
+
+def _authorized(given: str) -> bool:
+    # Every token is compared, so the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(given.encode(), token.encode()) for token in settings.webhook_tokens()]
+    return any(matches)
+
+
+def _check_body() -> None:
+    """413 over the cap, 400 for a body that is not UTF-8 text (before it is read as JSON)."""
+    event = app.current_event
+    raw = event.body or ""
+    try:
+        data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        raise ApiError("invalid_report", "The body is not valid base64.") from None
+    if len(data) > MAX_BODY_BYTES:
+        raise TooLarge("payload_too_large", f"A delivery report is at most {MAX_BODY_BYTES} bytes.")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        raise ApiError("invalid_report", f"The body is not UTF-8 text (byte {problem.start}).") from None
+
+
 @app.post("/v1/webhooks/sayasms")
 @tracer.capture_method
 def sayasms_report():
     given = app.current_event.get_query_string_value("token") or ""
-    if not hmac.compare_digest(given.encode(), settings.webhook_token().encode()):
+    if not _authorized(given):
         metrics.add_metric(name="ReportsUnauthorized", unit=MetricUnit.Count, value=1)
         raise Unauthorized("unauthorized", "This webhook needs its token: ?token=<secret>.")
     now = datetime.now(timezone.utc)
     try:
+        _check_body()
         report = parse_report(api.json_body(app), iso_millis(now))
     except MalformedReport as problem:
         metrics.add_metric(name="ReportsMalformed", unit=MetricUnit.Count, value=1)

@@ -256,8 +256,8 @@ def test_callbacks_to_private_addresses_are_dropped_on_aws(aws, receiver_ok, mon
 def test_the_local_stack_calls_back_loopback_only_without_resolving_other_hosts(aws, monkeypatch):
     tenants.ensure_signing_secret("acme")
     callback = load("callback")
-    monkeypatch.setattr(callback.socket, "getaddrinfo", lambda *a: pytest.fail("no DNS query locally"))
-    monkeypatch.setattr(callback.http, "post", lambda *a, **k: pytest.fail("no call out of loopback"))
+    monkeypatch.setattr(callback.callback_http.socket, "getaddrinfo", lambda *a, **k: pytest.fail("no DNS query locally"))
+    monkeypatch.setattr(callback.callback_http, "HTTPSConnectionPool", lambda *a, **k: pytest.fail("no call out of loopback"))
 
     answer = callback.handler(sqs_event(aws, job_for("https://yourapp.com/webhooks/sms")), Context())
 

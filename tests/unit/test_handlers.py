@@ -340,7 +340,7 @@ def test_a_valid_key_is_allowed_as_its_tenant(authorize, aws):
         "principalId": "tenant-a",
         "policyDocument": {"Version": "2012-10-17", "Statement": [
             {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": API_ARN}]},
-        "context": {"tenant_id": "tenant-a"},
+        "context": {"tenant_id": "tenant-a", "sender_ids": "*"},
     }
 
 

@@ -7,6 +7,7 @@ import json
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from tuma.domain import senders
 from tuma.domain.errors import ApiError, ValidationFailed
 from tuma.observability import logger
 
@@ -33,7 +34,10 @@ def resolver(kind: type = APIGatewayRestResolver):
 
 
 def json_body(app: APIGatewayRestResolver) -> object:
-    body = app.current_event.decoded_body
+    try:
+        body = app.current_event.decoded_body
+    except (UnicodeDecodeError, ValueError):  # base64 of bytes that are not UTF-8 (or not base64)
+        raise ValidationFailed("invalid_encoding", "The request body must be JSON in UTF-8.") from None
     if not body:
         raise ValidationFailed("invalid_request", "The request needs a JSON body.")
     try:
@@ -59,3 +63,24 @@ def tenant_id(app: APIGatewayRestResolver) -> str:
         raise RuntimeError("no tenant in the authorizer context: is the route behind the authorizer?")
     return tenant
 
+
+def require_sender_allowed(app: APIGatewayRestResolver, sender: str) -> None:
+    """403 sender_id_not_allowed unless the caller's key may send as `sender` (the authorizer's
+    context carries the key's sender ids)."""
+    authorizer = app.current_event.request_context.authorizer or {}
+    senders.require_allowed(sender, senders.from_context(authorizer.get("sender_ids")))
+
+
+MAX_IDEMPOTENCY_KEY = 255  # Stripe's bound
+
+
+def idempotency_key(app: APIGatewayRestResolver) -> str | None:
+    """The request's Idempotency-Key header (docs/retries.md), or None when it has none."""
+    key = app.current_event.headers.get("Idempotency-Key")  # case-insensitive
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise ValidationFailed("invalid_idempotency_key",
+                               f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+                               [{"field": "Idempotency-Key", "reason": "must be 1 to 255 printable ASCII characters"}])
+    return key

@@ -33,3 +33,22 @@ if os.environ.get("TUMA_XRAY_SDK", "false").lower() == "true":
     tracer = Tracer()
 else:
     tracer = _Untraced()
+
+
+# Exceptions whose text Tuma or AWS wrote (a message, a code, a parameter's name). Anything else,
+# requests' above all, may quote a request: InvalidHeader's text holds `Authorization: Bearer <key>`.
+_SPEAKS_SAFELY = ("tuma", "botocore", "boto3", "aws_lambda_powertools")
+
+
+class Withheld(Exception):
+    """Stands in for an exception whose text may carry a header or a body."""
+
+
+def loggable(problem: BaseException) -> BaseException:
+    """`problem` itself when its text may be logged, else a Withheld naming only its class: log
+    str() of this, and raise this, never the original, where its text can reach a log line."""
+    if type(problem).__module__.split(".")[0] in _SPEAKS_SAFELY:
+        return problem
+    # Its traceback stays: frames and source lines, no values.
+    return Withheld(f"{type(problem).__name__} (its text is withheld: it may quote a request's header or body)"
+                    ).with_traceback(problem.__traceback__)

@@ -3,7 +3,8 @@ credentials from SSM Parameter Store SecureStrings through Powertools Parameters
 
 Parameter names, under CONFIG_PATH (e.g. /tuma/local):
   providers/254sms/username, providers/254sms/api_key, providers/sayasms/api_key,
-  webhook/sayasms_token (the secret in the callback_url Tuma gives SayaSMS)"""
+  webhook/sayasms_token (the secret in the callback_url Tuma gives SayaSMS),
+  webhook/sayasms_token_previous (only during a rotation: still accepted by the webhook)"""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:  # routing loads phonenumbers: only the sender needs it
     from tuma.domain.routing import RoutingPolicy
 
 SECRETS_MAX_AGE_S = 300  # a rotated key is picked up within five minutes
+
+
+class SettingsError(RuntimeError):
+    """A setting or secret Tuma cannot run with. Its text names the setting, never a secret's value."""
 
 
 def env(name: str, default: str | None = None) -> str:
@@ -68,12 +73,32 @@ def _amount(name: str, default: str) -> Decimal:
 
 def _secrets() -> dict[str, str]:
     path = env("CONFIG_PATH").rstrip("/") + "/providers"
-    return parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
+    found = parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
+    return {name: _credential(f"{path}/{name}", value) for name, value in found.items()}
+
+
+def _credential(parameter: str, value: str) -> str:
+    """A provider credential as a header or a JSON field can carry it. A value pasted into SSM often
+    ends in a newline, and requests refuses such a header with an error that quotes it whole
+    (`Bearer <key>`): the edges are stripped, and what still cannot be sent is refused by name."""
+    value = value.strip()
+    if not value or not value.isascii() or not value.isprintable():
+        raise SettingsError(f"SSM parameter {parameter} is empty or holds characters a request header "
+                            "cannot carry (control characters, line breaks, non-ASCII)")
+    return value
 
 
 def webhook_token() -> str:
     return parameters.get_parameter(env("CONFIG_PATH").rstrip("/") + "/webhook/sayasms_token", decrypt=True,
                                     max_age=SECRETS_MAX_AGE_S)
+
+
+def webhook_tokens() -> list[str]:
+    """The tokens the webhook accepts: the current one and, during a rotation, the previous one
+    (docs/delivery-reports.md). One cached call for both, whichever exist."""
+    found = parameters.get_parameters(env("CONFIG_PATH").rstrip("/") + "/webhook", recursive=False, decrypt=True,
+                                      max_age=SECRETS_MAX_AGE_S)
+    return [found[name] for name in ("sayasms_token", "sayasms_token_previous") if found.get(name)]
 
 
 def sayasms_callback_url() -> str | None:
@@ -109,4 +134,4 @@ def providers() -> dict[str, Provider]:
                                callback_url=sayasms_callback_url()),
         }
     except KeyError as missing:
-        raise RuntimeError(f"SSM parameter {env('CONFIG_PATH')}/providers/{missing.args[0]} is missing") from None
+        raise SettingsError(f"SSM parameter {env('CONFIG_PATH')}/providers/{missing.args[0]} is missing") from None

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from tuma.domain import fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
-from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, entry_for
+from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, bounded, entry_for
 from tuma.domain.times import iso_millis
 from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
@@ -22,8 +22,10 @@ MAX_MESSAGES = 10_000
 _FIELDS = {"from", "messages", "template", "recipients", "callback_url", "provider", "scheduled_at"}
 
 
-def accept_bulk(payload: object, tenant_id: str, now: datetime) -> AcceptedRequest:
+def accept_bulk(payload: object, tenant_id: str, now: datetime, request_id: str | None = None) -> AcceptedRequest:
+    """`request_id`: the id a retried request keeps (tuma.domain.requests.keyed_request_id); new when None."""
     payload = fields.require_object(payload)
+    tenant_id = fields.tenant(tenant_id)
     problems: list[dict] = []
     fields.unknown_fields(payload, _FIELDS, problems)
     scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
@@ -35,13 +37,14 @@ def accept_bulk(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
     items = _items(payload, items_field, problems)
     fields.raise_if_any(problems)
 
-    batch_id = ids.new_batch_id()
+    batch_id = request_id or ids.new_batch_id()
     seen: dict = {}
     entries = []
     for index, item in enumerate(items, start=1):
         raw, body, problem = _entry_parts(item, template)
         if problem:
-            entries.append(Entry(index, ids.recipient_id(batch_id, index), _given(item), None, REJECTED, problem, None))
+            entries.append(Entry(index, ids.recipient_id(batch_id, index), _given(item), None, REJECTED, bounded(problem),
+                                 None))
         else:
             entries.append(entry_for(batch_id, index, raw, body, seen))
     if not any(e.status == QUEUED for e in entries):

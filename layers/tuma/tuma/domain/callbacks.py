@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from decimal import Decimal
 
+from tuma.domain.ids import parse_message_id
 from tuma.domain.status import SENDING
 
 SIGNATURE_HEADER = "Tuma-Signature"
 EVENT_ID_HEADER = "Tuma-Event-Id"
 SCHEME = "v1"
-_MESSAGE_PK = re.compile(r"^T#(?P<tenant>.+)#M#(?P<request>msg_[0-9A-Z]{26})$")
 # Fields of a recipient item that a client may see, as stored.
 _SHOWN = ("provider", "cost", "error_code", "reason", "network", "delivery_time", "latency_ms")
 MAX_DELAY_S = 43_200  # SQS's longest visibility timeout (12 h)
@@ -41,21 +40,31 @@ def change_from_images(old: dict | None, new: dict | None) -> dict | None:
     status, before = new.get("status"), (old or {}).get("status")
     if not status or status == before or status == SENDING:
         return None
-    match = _MESSAGE_PK.match(str(new.get("pk", "")))
-    if not match:
+    tenant, request_id = _tenant_and_request(str(new.get("pk", "")))
+    if not request_id:
         return None
-    message_id = new.get("message_id") or f"{match['request']}_{int(new['sk'][2:])}"
+    message_id = new.get("message_id") or f"{request_id}_{int(new['sk'][2:])}"
     payload = {
         "id": f"{message_id}:{status}",
         "type": "message.status",
         "message_id": message_id,
-        "request_id": match["request"],
+        "request_id": request_id,
         "status": status,
         "previous_status": before,
         "at": new.get("updated_at"),
         **{name: _plain(new[name]) for name in _SHOWN if new.get(name) is not None},
     }
-    return {"tenant_id": match["tenant"], "callback_url": new["callback_url"], "payload": payload}
+    return {"tenant_id": tenant, "callback_url": new["callback_url"], "payload": payload}
+
+
+def _tenant_and_request(pk: str) -> tuple[str, str | None]:
+    """(tenant, request id) of a message item's key `T#<tenant>#M#<request id>`: a single send's
+    `msg_…`, a bulk batch's `bat_…` or a producer job's (tuma.domain.ids)."""
+    head, _, request_id = pk.rpartition("#M#")
+    parsed = parse_message_id(request_id)
+    if not head.startswith("T#") or not parsed or parsed[1] is not None:
+        return "", None
+    return head[2:], request_id
 
 
 def body_of(payload: dict) -> str:

@@ -26,6 +26,12 @@ class TooLarge(ApiError):
     status = 413
 
 
+class Forbidden(ApiError):
+    """The caller is known, but this key may not do what it asks (e.g. send as another's sender id)."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
@@ -34,3 +40,19 @@ class Conflict(ApiError):
     """The request is well formed but the resource's state refuses it (e.g. cancelling a sent message)."""
 
     status = 409
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class Unprocessable(ApiError):
+    """Well formed, but contradicts an earlier request (an Idempotency-Key reused with another body)."""
+
+    status = 422
+
+
+class Unavailable(ApiError):
+    """Tuma could not finish now; the same request (with its Idempotency-Key) can be retried."""
+
+    status = 503

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from urllib.parse import urlparse
+from functools import cache
+from urllib.parse import urlsplit
 
-from tuma.domain.errors import ValidationFailed
+import fastjsonschema
+
+from tuma.domain import jobs
+from tuma.domain.callback_urls import refusal
+from tuma.domain.errors import Forbidden, ValidationFailed
 from tuma.domain.requests import body_problem
 from tuma.domain.scheduling import parse_scheduled_at
 
 PROVIDERS = ("254sms", "sayasms")
 _ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9]{1,11}$")
 _NUMERIC_SENDER = re.compile(r"^[0-9]{1,15}$")
+# The job schema's maxLength (2,048): with it every job stays under SQS's 256 KiB (tuma.domain.requests).
+MAX_CALLBACK_URL = jobs.schema()["properties"]["callback_url"]["maxLength"]
 
 
 def unknown_fields(payload: dict, allowed: set[str], problems: list[dict]) -> None:
@@ -52,13 +59,59 @@ def pinned_provider(payload: dict, problems: list[dict]) -> str | None:
 
 
 def callback_url(value: object, problems: list[dict]) -> str | None:
+    """A URL Tuma can carry and POST to: what the job schema accepts (printable ASCII after a
+    lower-case http:// or https://, at most its maxLength), and one urllib can read."""
     if value is None:
         return None
-    parsed = urlparse(value) if isinstance(value, str) else None
-    if not parsed or parsed.scheme not in ("https", "http") or not parsed.netloc:
-        problems.append({"field": "callback_url", "reason": "must be an absolute http(s) URL"})
+    problem = callback_url_problem(value)
+    if problem:
+        problems.append({"field": "callback_url", "reason": problem})
         return None
     return value
+
+
+def callback_url_problem(value: object) -> str | None:
+    """Why `value` cannot be a callback URL (parseability, length, scheme and characters), or None.
+    The SSRF rules (tuma.domain.callback_urls) are checked beside this, not here."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or value.endswith("://"):
+        return "must be an absolute http(s) URL"
+    if len(value) > MAX_CALLBACK_URL:
+        return f"must be at most {MAX_CALLBACK_URL} characters"
+    if not job_schema_accepts("callback_url", value):
+        return ("must be printable ASCII with no spaces after a lower-case http:// or https:// "
+                "(percent-encode other characters, punycode a non-ASCII host)")
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port  # each raises ValueError on an unreadable authority
+    except ValueError:
+        return "must be an absolute http(s) URL with a readable host and port"
+    if not host:
+        return "must be an absolute http(s) URL"
+    return refusal(value)  # what the callback function would refuse (tuma.domain.callback_urls)
+
+
+def tenant(tenant_id: str) -> str:
+    """The caller's tenant, if the job schema accepts its id: else every job would go to the DLQ.
+    A key made for such a tenant (before scripts/create_api_key.py checked) is refused here."""
+    if not job_schema_accepts("tenant_id", tenant_id):
+        raise Forbidden("invalid_tenant", "This API key's tenant id cannot send: ask the operator for a key of a "
+                        "tenant whose id is 1 to 128 letters, digits, '.', '_' or '-'.")
+    return tenant_id
+
+
+def job_schema_accepts(name: str, value: object) -> bool:
+    """Whether send_job.v1's rule for field `name` accepts `value`: the API checks with the very
+    rule the sender validates jobs with, so what one accepts the other does."""
+    try:
+        _job_rule(name)(value)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+@cache
+def _job_rule(name: str):
+    return fastjsonschema.compile(jobs.schema()["properties"][name])
 
 
 def scheduled_at(value: object, now: datetime, problems: list[dict]) -> datetime | None:

@@ -18,8 +18,10 @@ MAX_RECIPIENTS = 1000  # one job, one 254sms call; larger sends belong on /v1/me
 _FIELDS = {"to", "from", "body", "callback_url", "scheduled_at", "provider"}
 
 
-def accept_send(payload: object, tenant_id: str, now: datetime) -> AcceptedRequest:
+def accept_send(payload: object, tenant_id: str, now: datetime, request_id: str | None = None) -> AcceptedRequest:
+    """`request_id`: the id a retried request keeps (tuma.domain.requests.keyed_request_id); new when None."""
     payload = fields.require_object(payload)
+    tenant_id = fields.tenant(tenant_id)
     problems: list[dict] = []
     fields.unknown_fields(payload, _FIELDS, problems)
     scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
@@ -30,7 +32,7 @@ def accept_send(payload: object, tenant_id: str, now: datetime) -> AcceptedReque
     numbers = _numbers(payload.get("to"), problems)
     fields.raise_if_any(problems)
 
-    request_id = ids.new_request_id()
+    request_id = request_id or ids.new_request_id()
     seen: dict = {}
     entries = [entry_for(request_id, i, raw, None, seen) for i, raw in enumerate(numbers, start=1)]
     if not any(e.status == QUEUED for e in entries):

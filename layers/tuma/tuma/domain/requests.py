@@ -7,6 +7,7 @@ MAX_JOB_MESSAGES messages and MAX_JOB_BYTES of JSON (under SQS's 256 KiB message
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -17,7 +18,11 @@ from tuma.domain.segments import GSM7, Measure, length_problem, measure
 from tuma.domain.status import QUEUED, REJECTED
 
 MAX_JOB_MESSAGES = 1000  # also the bound of one 254sms comma-list call
-MAX_JOB_BYTES = 200_000  # under SQS's 256 KiB per message and per SendMessageBatch
+MAX_JOB_BYTES = 200_000  # the recipients' share: with the rest of a job at its largest (a 918-character
+# body, a 2,048-character callback_url, ids) a job stays under SQS's 256 KiB per message and per batch
+MAX_REASON_CHARS = 200  # a rejection's reason is stored per position: junk keys must not swell a chunk
+# What SQS can carry: XML 1.0's characters (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF).
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -142,4 +147,25 @@ def _shown(raw: object) -> str:
 def body_problem(value: object) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return "must be a non-empty string"
-    return length_problem(measure(value))  # at most MAX_SEGMENTS parts (tuma.domain.segments)
+    return text_problem(value) or length_problem(measure(value))  # at most MAX_SEGMENTS parts (tuma.domain.segments)
+
+
+def text_problem(value: str) -> str | None:
+    """Why SQS could not carry `value` (a control character, U+FFFE, U+FFFF...), or None."""
+    bad = _NOT_XML.search(value)
+    if bad is None:
+        return None
+    return f"holds character U+{ord(bad.group()):04X} at position {bad.start()}, which cannot be sent"
+
+
+def keyed_request_id(prefix: str, tenant_id: str, idempotency_key: str, payload: object) -> str:
+    """The id of a request sent with an Idempotency-Key: the same for the same tenant, key and
+    body, so a retry of a request that failed part way finds what the first attempt stored and
+    queued instead of making new ids (tuma.accepting)."""
+    seed = json.dumps([tenant_id, idempotency_key, payload], sort_keys=True, ensure_ascii=False)
+    return prefix + ids.derived_request_id(seed).partition("_")[2]
+
+
+def bounded(reason: str) -> str:
+    """A rejection's reason cut to MAX_REASON_CHARS: it is stored per position and answered."""
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 1] + "…"

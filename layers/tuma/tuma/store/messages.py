@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the status function reads messages without loading the vali
 
 def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: list[dict] = (),
                 hold: bool = False) -> None:
-    """The request item and its chunk items: one BatchWriteItem per 25 items. The request keeps
+    """The chunk items (one BatchWriteItem per 25), then the request item. The request keeps
     where its `jobs` start (so that its messages can be cancelled), and a request to `hold` for
     its scheduled time keeps the jobs themselves (tuma.store.schedules)."""
     pk = message_pk(accepted.tenant_id, accepted.request_id)
@@ -41,7 +41,18 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
     chunks = [{"pk": pk, "sk": chunk_sk(c.start), "numbers": c.numbers, "rejected": c.rejected,
                "segments": c.segments, "encodings": c.encodings, "expires_at": expires} for c in accepted.chunks()]
     held = [held_job_item(pk, job, expires) for job in jobs] if hold else []
-    batch_write([request, *chunks, *held])
+    batch_write([*chunks, *held])
+    # Last, and alone: a request item that exists has all its chunks, so a retry that finds it
+    # (tuma.accepting) only has to finish the queueing.
+    table().put_item(Item=request)
+
+
+def mark_queued(tenant_id: str, request_id: str, job_starts: list[int]) -> None:
+    """Record on the request item that the jobs starting at `job_starts` are on the queue."""
+    if job_starts:
+        table().update_item(Key={"pk": message_pk(tenant_id, request_id), "sk": REQUEST_SK},
+                            UpdateExpression="ADD queued_jobs :starts",
+                            ExpressionAttributeValues={":starts": set(job_starts)})
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -20,22 +20,35 @@ def _sqs():
         return boto3.client("sqs")
 
 
+class QueueingFailed(Exception):
+    """SQS took only some jobs: `queued` lists those it took (in the order given)."""
+
+    def __init__(self, queued: list[dict], problem: Exception):
+        super().__init__(f"{len(queued)} job(s) queued before: {type(problem).__name__}")
+        self.queued = queued
+
+
 def enqueue(jobs: list[dict], delay_seconds: int = 0) -> None:
     """Put jobs on the send queue with as few SendMessageBatch calls as SQS's limits allow,
-    retrying entries SQS reports as failed; `delay_seconds` (at most 900) hides them that long."""
-    bodies = [json.dumps(job, separators=(",", ":"), ensure_ascii=False) for job in jobs]
-    batch: list[str] = []
-    for body in bodies:
-        if batch and (len(batch) == MAX_BATCH_ENTRIES or _size(batch) + len(body.encode()) > MAX_BATCH_BYTES):
-            _send_batch(batch, delay_seconds)
-            batch = []
-        batch.append(body)
-    if batch:
-        _send_batch(batch, delay_seconds)
-
-
-def _size(bodies: list[str]) -> int:
-    return sum(len(b.encode()) for b in bodies)
+    retrying entries SQS reports as failed; `delay_seconds` (at most 900) hides them that long.
+    Raises QueueingFailed, naming the jobs already queued, when a batch cannot be put."""
+    batches: list[list[tuple[dict, str]]] = []
+    size = 0
+    for job in jobs:
+        body = json.dumps(job, separators=(",", ":"), ensure_ascii=False)
+        cost = len(body.encode())
+        if not batches or len(batches[-1]) == MAX_BATCH_ENTRIES or size + cost > MAX_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append((job, body))
+        size += cost
+    queued: list[dict] = []
+    for batch in batches:
+        try:
+            _send_batch([body for _, body in batch], delay_seconds)
+        except Exception as problem:  # a throttle, a timeout, a refusal: the caller records what went
+            raise QueueingFailed(queued, problem) from problem
+        queued += [job for job, _ in batch]
 
 
 def _send_batch(bodies: list[str], delay_seconds: int = 0) -> None:

@@ -1,0 +1,40 @@
+"""A send job that ran out of retries (the send queue's redrive policy moved it to the DLQ): its
+messages no provider took end `failed` with reason `retries_exhausted`, so none stays `queued`.
+
+It goes through the job's claim exactly as the sender does (tuma.domain.sending), so it can
+never race a sender still holding the job, and nothing already recorded changes: a message
+sent, unknown, cancelled or final keeps its status. A claim left `in_flight` by a dead
+invocation makes its messages `unknown`, as the sender's takeover would (the provider may have
+them). Once done the job is `done`: a later redrive of the same job sends nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from tuma.domain.jobs import SendJob
+from tuma.domain.sending import BUSY, DIED_MID_CALL, DONE, JobBusy, JobReport, Outcome, SendStore
+from tuma.domain.status import FAILED, REJECTED, UNKNOWN
+
+RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+def end_job(job: SendJob, store: SendStore, clock: Callable[[], datetime], in_flight_grace: timedelta) -> JobReport:
+    """The statuses recorded. Raises JobBusy while another invocation holds the job."""
+    if not job.from_api:
+        store.register(job, clock())
+    claim = store.claim(job, clock(), in_flight_grace)
+    if claim.state == BUSY:
+        raise JobBusy("another invocation is sending this job")
+    report = JobReport()
+    if claim.state == DONE:
+        return report
+    outcomes = [(r, Outcome(UNKNOWN, job.provider, reason=DIED_MID_CALL)) for r in claim.orphaned]
+    if claim.first_attempt:
+        outcomes += [(r, Outcome(REJECTED, None, reason=r.problem)) for r in job.recipients if r.problem]
+    outcomes += [(r, Outcome(FAILED, None, reason=RETRIES_EXHAUSTED)) for r in claim.to_send]
+    store.record(job, claim, outcomes, clock())
+    store.finish(job, claim, [], RETRIES_EXHAUSTED, clock())
+    for _, outcome in outcomes:
+        report.add(outcome)
+    return report

@@ -1,0 +1,3 @@
+from tuma_cli.main import run
+
+run()
