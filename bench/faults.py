@@ -485,13 +485,18 @@ def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], call
         elif run.observed.get(accepted.message_id, -1) > final:
             problem = f"status {view['status']} after being seen at rank {run.observed[accepted.message_id]}"
         elif acknowledged.get(view.get("provider_message_id")) and final < RANK["delivered"]:
-            problem = (f"status {view['status']} though the webhook acknowledged "
-                       f"message.{acknowledged[view['provider_message_id']]}")
+            # Not a step backwards in what GET showed, but the provider's final word lost: a late
+            # `sent` written over it (the sender's unconditional write) or a report never applied.
+            trail = " > ".join(h["status"] + ("(late)" if "note" in h else "") for h in view.get("history", []))
+            failures["final_report_not_shown"].append(
+                f"{accepted.message_id} ({accepted.kind}, {view.get('provider_message_id')}): {view['status']} though "
+                f"the webhook acknowledged message.{acknowledged[view['provider_message_id']]}; history {trail}")
         if problem:
             trail = " > ".join(h["status"] + ("(late)" if "note" in h else "") for h in view.get("history", []))
             failures["regression"].append(f"{accepted.message_id} ({accepted.kind}, {view.get('provider')} "
                                           f"{view.get('provider_message_id')}): {problem}; history {trail}")
     counts["regressions"] = len(failures["regression"])
+    counts["final_report_not_shown"] = len(failures["final_report_not_shown"])
     return {"counts": counts, "statuses": statuses, "failures": failures}
 
 
@@ -594,6 +599,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
         "unknown_no_answer": counts["unknown_no_answer"],
         "unknown_answer_unrecorded": counts["unknown_answer_unrecorded"],
         "sent_without_provider_call": len(checked["failures"]["sent_without_provider_call"]),
+        "final_report_not_shown": counts["final_report_not_shown"],
         "statuses": dict(checked["statuses"]), "injected": injected(records, callbacks),
         "sender_kills": run.kills, "idempotency": run.idempotency,
         "jobs_in_send_dlq": int(dlq["Attributes"]["ApproximateNumberOfMessages"]),
@@ -604,7 +610,8 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
 
 
 def failed(result: dict) -> bool:
-    return any(result[name] for name in ("lost", "duplicates", "regressions", "unknown_untraced"))
+    return any(result[name] for name in ("lost", "duplicates", "regressions", "unknown_untraced",
+                                         "final_report_not_shown"))
 
 
 def table(result: dict) -> str:
@@ -620,6 +627,8 @@ def table(result: dict) -> str:
         ("unknown, answered, sender died", result["unknown_answer_unrecorded"], "", ""),
         ("sent without a provider call", result["sent_without_provider_call"], "0",
          result["sent_without_provider_call"] == 0),
+        ("final report acknowledged, not shown", result["final_report_not_shown"], "0",
+         result["final_report_not_shown"] == 0),
         *[(f"faults injected: {kind}", " / ".join(str(faults.get(s, {}).get(kind, 0)) for s in ("254sms", "sayasms")),
            "254sms / SayaSMS", "") for kind in kinds],
         ("provider calls", " / ".join(str(result["injected"]["provider_calls"][s]) for s in ("254sms", "sayasms")),
