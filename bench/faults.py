@@ -200,7 +200,7 @@ def _submit(stack: LocalStack, client: Client, run: Run, send: Send) -> None:
         submit_job(stack, run, send)
         return
     if send.kind == "single":
-        body = {"from": "FAULTS", "to": send.numbers, "body": "Your order is ready for pick-up at Westlands."}
+        body = {"from": "MYSHOP", "to": send.numbers, "body": "Your order is ready for pick-up at Westlands."}
         answer = client.post("/v1/messages", {**body, **({"provider": send.provider} if send.provider else {})})
         if answer.status_code != 202:
             run.notes.append(f"single send answered {answer.status_code}: {answer.text[:200]}")
@@ -212,10 +212,10 @@ def _submit(stack: LocalStack, client: Client, run: Run, send: Send) -> None:
         return
     if send.kind == "template":
         names = ["Grace", "Peter", "Wanjiru", "Otieno", "Amina"]
-        body = {"from": "FAULTS", "provider": send.provider, "template": "Habari {name}, karibu tena!",
+        body = {"from": "MYSHOP", "provider": send.provider, "template": "Habari {name}, karibu tena!",
                 "recipients": [{"to": n, "vars": {"name": names[i % 5]}} for i, n in enumerate(send.numbers)]}
     else:
-        body = {"from": "FAULTS", "messages": [{"to": n, "body": f"Hi customer {k}, order #KE{k} is ready!"}
+        body = {"from": "MYSHOP", "messages": [{"to": n, "body": f"Hi customer {k}, order #KE{k} is ready!"}
                                                for n, k in zip(send.numbers, keys)]}
         if send.provider:
             body["provider"] = send.provider
@@ -256,7 +256,7 @@ def idempotent_retries(stack: LocalStack, client: Client, run: Run, first: int) 
     """Returns how many numbers it used. A probe first: the same key twice must give one answer."""
     probe = [local_number(first)]
     run.excluded.update(key_of(n) for n in probe)
-    body = {"from": "FAULTS", "to": probe, "body": "probe"}
+    body = {"from": "MYSHOP", "to": probe, "body": "probe"}
     key = str(uuid.uuid4())
     answers = [client.post("/v1/messages", body, key) for _ in range(2)]
     ids = [a.json().get("message_id") if a.status_code == 202 else None for a in answers]
@@ -272,7 +272,7 @@ def idempotent_retries(stack: LocalStack, client: Client, run: Run, first: int) 
     for _ in range(run.scenario.retries):
         numbers = [local_number(first + used + i) for i in range(40)]
         used += 40
-        body = {"from": "FAULTS", "to": numbers, "body": "Retry-safe notice: " + "your statement is ready. " * 5}
+        body = {"from": "MYSHOP", "to": numbers, "body": "Retry-safe notice: " + "your statement is ready. " * 5}
         key = str(uuid.uuid4()) if supported else None
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"MaximumMessageSize": "1024"})
         try:
