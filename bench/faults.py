@@ -261,12 +261,13 @@ def idempotent_retries(stack: LocalStack, client: Client, run: Run, first: int) 
     answers = [client.post("/v1/messages", body, key) for _ in range(2)]
     ids = [a.json().get("message_id") if a.status_code == 202 else None for a in answers]
     supported = ids[0] is not None and ids[0] == ids[1]
-    stats = {"supported": supported, "forced_5xx": 0, "retried_202": 0, "repeat_same_answer": 0, "sends": 0}
+    stats = {"supported": supported, "forced_5xx": 0, "retried_202": 0, "repeat_same_answer": 0, "sends": 0,
+             "probe": [f"{a.status_code} {a.text[:160]}" for a in answers]}
     run.idempotency = stats
     used = 1
     if not supported:
-        run.notes.append("Idempotency-Key is not honoured by this build (the same key twice made two requests): "
-                         "retries were made without it, as plain new sends after a failed first POST.")
+        run.notes.append("Idempotency-Key is not honoured by this build (the same key twice did not give one "
+                         f"answer: {stats['probe']}): retries were made without it, as plain new sends.")
     sqs, queue_url = aws(stack, "sqs"), stack.outputs["SendQueueUrl"]
     original = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"])["Attributes"]
     for _ in range(run.scenario.retries):
