@@ -21,6 +21,8 @@ Control routes, besides those of `common` (requests, faults):
         reorder (false)       send the stages in reverse: final, sent, queued; a number from 0 to 1:
                               that random share of recipients get theirs in reverse
         seed (null)           makes the random shares repeatable
+        concurrency (null)    at most this many report POSTs in flight at once, across sends (null:
+                              no limit); keeps a slow webhook from being flooded
         early (false)         send all events before answering the send (synchronously)
         backoff_ms (200)      first retry pause; doubles for each of the (at most 3) retries
         default_url (--callback-url)   where to report when a send has no callback_url
@@ -160,6 +162,7 @@ class CallbackSettings:
     backoff_ms: int = 200
     default_url: str | None = None
     seed: int | None = None
+    concurrency: int | None = None
 
     def updated(self, spec: Any) -> CallbackSettings:
         """These settings with spec's keys applied (ValueError on a bad spec)."""
@@ -171,6 +174,8 @@ class CallbackSettings:
             check_type(name, value, _SETTING_KINDS[name])
         if any(spec.get(name, 0) < 0 for name in ("delay_ms", "backoff_ms")):
             raise ValueError("delay_ms and backoff_ms must be >= 0")
+        if (spec.get("concurrency") or 1) < 1:
+            raise ValueError("concurrency must be >= 1 (or null)")
         if any(not 0 <= spec.get(name, 0) <= 1 for name in ("duplicate", "reorder")):
             raise ValueError("duplicate and reorder are true/false or a share between 0 and 1")
         if "fail_numbers" in spec:
@@ -184,7 +189,7 @@ class CallbackSettings:
 _SETTING_KINDS: dict[str, type | tuple[type, ...]] = {
     "enabled": bool, "delay_ms": int, "fail_numbers": list, "fail_reason": str, "duplicate": (bool, int, float),
     "reorder": (bool, int, float), "early": bool, "backoff_ms": int, "default_url": (str, type(None)),
-    "seed": (int, type(None)),
+    "seed": (int, type(None)), "concurrency": (int, type(None)),
 }
 
 
@@ -198,10 +203,12 @@ class Callbacks:
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
         self._random = random.Random()
+        self._slots: threading.Semaphore | None = None
 
     def configure(self, spec: Any) -> None:
         self.settings = self._defaults.updated(spec)
         self._random = random.Random(self.settings.seed)
+        self._slots = threading.Semaphore(self.settings.concurrency) if self.settings.concurrency else None
 
     def _share(self, share: bool | float) -> bool:
         """One draw: whether this event (or recipient) is among `share` of them."""
@@ -265,7 +272,12 @@ class Callbacks:
             self._record(url, payload, 1, {"error": "refused: the simulator only reports to loopback URLs"})
             return
         for attempt in range(1, MAX_RETRIES + 2):
-            outcome = _deliver(url, payload)
+            slots = self._slots
+            if slots:
+                with slots:
+                    outcome = _deliver(url, payload)
+            else:
+                outcome = _deliver(url, payload)
             self._record(url, payload, attempt, outcome)
             if outcome.get("response_status") == 200 or attempt > MAX_RETRIES:
                 return

@@ -187,3 +187,33 @@ def test_booleans_still_mean_all_or_none(http, saya, receiver):
     _send_bulk(http, saya, receiver, 2)
     events = [e["payload"]["event"] for e in callback_log(http, saya)]
     assert events[:4] == ["message.delivered"] * 4 and len(events) == 12
+
+
+def test_report_concurrency_bounds_the_posts_in_flight(http, saya):
+    """A slow webhook sees at most `concurrency` reports at once, however many sends report."""
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    receiver = Receiver()
+    original = receiver._server.RequestHandlerClass.do_POST
+
+    def slow_post(handler) -> None:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        threading.Event().wait(0.05)
+        try:
+            original(handler)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    receiver._server.RequestHandlerClass.do_POST = slow_post
+    try:
+        assert http.post(f"{saya.url}/_sim/callbacks", json={"delay_ms": 0, "concurrency": 2}).status_code == 200
+        for i in range(6):
+            http.post(f"{saya.url}/v1/messages", headers=AUTH, json={
+                "to": [f"+25471200000{i}"], "from": "MYSHOP", "body": "Hi", "callback_url": receiver.url})
+        wait_for(lambda: callback_log(http, saya), lambda log: len(log) == 18, timeout=10)
+    finally:
+        receiver.stop()
+
+    assert peak[0] <= 2

@@ -622,7 +622,7 @@ def test_callbacks_can_be_turned_off_and_reset(http, saya, receiver):
     set_callbacks(http, saya, {})
     assert http.get(f"{saya.url}/_sim/callbacks").json()["callbacks"] == {
         "enabled": True, "delay_ms": 20, "fail_numbers": [], "fail_reason": "absent subscriber", "duplicate": False,
-        "reorder": False, "early": False, "backoff_ms": 200, "default_url": None, "seed": None}
+        "reorder": False, "early": False, "backoff_ms": 200, "default_url": None, "seed": None, "concurrency": None}
 
 
 def test_callbacks_never_leave_loopback(http, saya):
