@@ -29,6 +29,10 @@ ASSUMPTIONS = {
     # Lambda's START/END/REPORT lines per invocation when the system log level lets them through
     # (text format; JSON platform records are longer).
     "platform_log_bytes_per_invocation": 330,
+    # A DynamoDB or SQS request from Lambda in the same region, round trip. The bench bills this
+    # instead of moto's time for requests made on the invocation's own thread (requests from
+    # worker threads stay at moto's time: an over-estimate).
+    "aws_request_ms": 6,
     # X-Ray's default sampling rule (1 request a second, then 5 %) at volume: the fraction of
     # traced requests. Lambda's own sampling for Active tracing is fixed at this too.
     "xray_default_sample_rate": 0.05,
