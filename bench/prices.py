@@ -33,6 +33,9 @@ ASSUMPTIONS = {
     # instead of moto's time for requests made on the invocation's own thread (requests from
     # worker threads stay at moto's time: an over-estimate).
     "aws_request_ms": 6,
+    # Lambda gives a function CPU in proportion to its memory, one full vCPU at 1,769 MB: the
+    # bench stretches a handler's measured CPU time by that ratio below it.
+    "full_vcpu_mb": 1769,
     # X-Ray's default sampling rule (1 request a second, then 5 %) at volume: the fraction of
     # traced requests. Lambda's own sampling for Active tracing is fixed at this too.
     "xray_default_sample_rate": 0.05,

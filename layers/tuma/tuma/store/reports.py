@@ -5,9 +5,9 @@
   DUE#<yyyy-mm-ddThh>  / <due time>#<message pk>#<sk>   a sent message to expire at <due time>
   DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
 
-A report is applied to the recipient item with one conditional UpdateItem: its event type must
-not be in the item's `seen_events` string set (idempotent) and the status must be one the report
-may replace (forward only); otherwise, once, it only goes into the history."""
+A report is applied to the recipient item with one conditional UpdateItem: the status must be one
+the report may replace (forward only, hence idempotent); otherwise nothing is written (a failed
+conditional write is all it costs)."""
 
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ def _recipient_key(ref: MessageRef) -> dict:
 class DynamoReportStore:
     """tuma.domain.reports.ReportStore on the table."""
 
-    def mapping(self, provider_message_id: str) -> MessageRef | None:
+    def mapping(self, provider_message_id: str, consistent: bool = True) -> MessageRef | None:
         item = table().get_item(Key={"pk": _mapping_pk(provider_message_id), "sk": MAP_SK},
-                                ConsistentRead=True).get("Item")
+                                ConsistentRead=consistent).get("Item")
         return MessageRef(item["tenant_id"], item["request_id"], int(item["index"])) if item else None
 
     def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None:
@@ -82,13 +82,11 @@ class DynamoReportStore:
         try:
             table().update_item(
                 Key=_recipient_key(ref),
-                UpdateExpression=(f"SET #s = :status, {assignments}, history = list_append(history, :entry) "
-                                  "ADD seen_events :keys"),
-                ConditionExpression=("attribute_exists(#s) AND NOT contains(seen_events, :key) AND #s IN ("
+                UpdateExpression=f"SET #s = :status, {assignments}, history = list_append(history, :entry)",
+                ConditionExpression=("attribute_exists(#s) AND #s IN ("
                                      + ", ".join(f":a{i}" for i in range(len(allowed))) + ")"),
                 ExpressionAttributeNames={"#s": "status", **names},
-                ExpressionAttributeValues={":status": report.status, ":entry": [entry], ":keys": {report.key},
-                                           ":key": report.key, **values,
+                ExpressionAttributeValues={":status": report.status, ":entry": [entry], **values,
                                            **{f":a{i}": s for i, s in enumerate(allowed)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
             return "applied"
@@ -96,27 +94,10 @@ class DynamoReportStore:
             if not is_conditional_failure(problem):
                 raise
             old = item_at_failure(problem)
+        # Nothing written: a report that changes nothing is not worth a write (issue 12).
         if not old:
             return "no_message"
-        current = old.get("status")
-        if report.key in (old.get("seen_events") or set()):
-            return "duplicate"
-        outcome = "recorded"
-        if current != report.status:
-            entry["note"] = f"late: the message is already {current}; status unchanged"
-            outcome = "late"
-        try:
-            table().update_item(
-                Key=_recipient_key(ref),
-                UpdateExpression="SET history = list_append(history, :entry) ADD seen_events :keys",
-                ConditionExpression="attribute_exists(#s) AND NOT contains(seen_events, :key)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":entry": [entry], ":keys": {report.key}, ":key": report.key})
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
-            return "duplicate"
-        return outcome
+        return "duplicate" if old.get("status") == report.status else "late"
 
 
 def _mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
@@ -183,15 +164,36 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             **({"ExclusiveStartKey": start} if start else {}))
         if time_left() <= 5:
             return False
-        # A page at a time: the conditional expiries concurrently, then the due items in batches.
+        # A page at a time: which messages still wait (one cheap read each), then the conditional
+        # expiries of those only, concurrently, then the due items in batches.
         targets = [(item["target_pk"], sk) for item in page["Items"] for sk in item["target_sks"]]
+        waiting = _still_waiting(targets)
+        counts["settled"] += len(targets) - len(waiting)
         with ThreadPoolExecutor(_EXPIRERS) as pool:
-            for expired in pool.map(lambda target: _expire_one(*target, now, reason), targets):
+            for expired in pool.map(lambda target: _expire_one(*target, now, reason), waiting):
                 counts["expired" if expired else "settled"] += 1
         delete_batch([{"pk": item["pk"], "sk": item["sk"]} for item in page["Items"]])
         start = page.get("LastEvaluatedKey")
         if not start:
             return True
+
+
+def _still_waiting(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The targets whose status expiry may still replace: BatchGetItem, eventually consistent and
+    projected to the status (half a read unit per message, against a write unit for a blind
+    conditional write). A stale answer only costs a conditional write that then fails."""
+    allowed = set(earlier_than(EXPIRED))
+    waiting = []
+    client = table().meta.client
+    for i in range(0, len(targets), 100):  # BatchGetItem's limit
+        pending = {table().name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in targets[i:i + 100]],
+                                  "ProjectionExpression": "pk, sk, #s", "ExpressionAttributeNames": {"#s": "status"}}}
+        while pending:
+            answer = client.batch_get_item(RequestItems=pending)
+            waiting += [(item["pk"], item["sk"]) for item in answer["Responses"].get(table().name, [])
+                        if item.get("status") in allowed]
+            pending = answer.get("UnprocessedKeys") or None
+    return waiting
 
 
 def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
@@ -277,7 +279,7 @@ def _with_parked_reports(provider_message_ids: list[str]) -> set[str]:
     one possible parked key), instead of a query per message."""
     found = set()
     keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + event} for pid in provider_message_ids
-            for event in reports.EVENTS]
+            for event in reports.MATTERING_EVENTS]  # only these are ever parked
     for i in range(0, len(keys), 100):  # BatchGetItem's limit
         pending = {table().name: {"Keys": keys[i:i + 100], "ConsistentRead": True,
                                   "ProjectionExpression": "pk"}}
