@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from tuma.domain.status import DELIVERED, FAILED, SENT, may_move
+from tuma.domain.status import DELIVERED, FAILED, FINAL, SENT, may_move
 
 PROVIDER = "sayasms"
 # SayaSMS's four events and the Tuma status each one means. `queued` (SayaSMS took it) and
@@ -39,6 +39,16 @@ EVENTS = {"message.queued": SENT, "message.sent": SENT, "message.delivered": DEL
 # messages a report can find): an event matters only if it can move one of them on.
 LINKED_STATUSES = (SENT, FAILED)
 MATTERING_EVENTS = tuple(e for e, s in EVENTS.items() if any(may_move(linked, s) for linked in LINKED_STATUSES))
+
+
+def parking_slot(event: str) -> str:
+    """Where a report waits for its mapping: one slot for the final events (of two final reports
+    only the first can ever apply, so a second need not be kept), the event's own otherwise. One
+    slot is one strongly consistent read per message for the sender's look-up."""
+    return "final" if EVENTS[event] in FINAL else event
+
+
+PARKING_SLOTS = tuple(sorted({parking_slot(e) for e in MATTERING_EVENTS}))
 _MAX_ID = 200
 _MAX_TEXT = 500
 

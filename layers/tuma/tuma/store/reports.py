@@ -1,7 +1,8 @@
 """Delivery reports and expiry in DynamoDB. Keys, besides those of tuma.store.table:
 
   PMSG#sayasms#<SayaSMS message id> / MAP          which Tuma message it is (tenant, request, index)
-  PMSG#sayasms#<SayaSMS message id> / EVT#<event>  a report that came before the mapping (parked)
+  PMSG#sayasms#<SayaSMS message id> / EVT#<slot>   a report that came before the mapping (parked;
+                                                  slot: tuma.domain.reports.parking_slot)
   DUE#<yyyy-mm-ddThh>  / <due time>#<message pk>#<sk>   a sent message to expire at <due time>
   DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
 
@@ -56,7 +57,7 @@ class DynamoReportStore:
     def park(self, report: Report, now: datetime) -> None:
         try:
             table().put_item(Item={
-                "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key,
+                "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + reports.parking_slot(report.event),
                 "kind": "parked_report", **report.to_item(), "expires_at": int((now + PARKED_FOR).timestamp())},
                 ConditionExpression="attribute_not_exists(pk)")
         except ClientError as problem:
@@ -70,7 +71,8 @@ class DynamoReportStore:
         return reports.by_arrival(Report.from_item(item) for item in items)
 
     def unpark(self, report: Report) -> None:
-        table().delete_item(Key={"pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key})
+        table().delete_item(Key={"pk": _mapping_pk(report.provider_message_id),
+                                 "sk": PARKED_PREFIX + reports.parking_slot(report.event)})
 
     def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
         entry = report.history_entry()
@@ -275,11 +277,11 @@ class ReportingMessageStore(MessageStore):
 
 
 def _with_parked_reports(provider_message_ids: list[str]) -> set[str]:
-    """Which of these ids have reports parked: one BatchGetItem per 25 ids (each event type is
-    one possible parked key), instead of a query per message."""
+    """Which of these ids have reports parked: one BatchGetItem per 100 ids (one parking slot
+    each), instead of a query per message."""
     found = set()
-    keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + event} for pid in provider_message_ids
-            for event in reports.MATTERING_EVENTS]  # only these are ever parked
+    keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + slot} for pid in provider_message_ids
+            for slot in reports.PARKING_SLOTS]  # only these are ever parked
     for i in range(0, len(keys), 100):  # BatchGetItem's limit
         pending = {table().name: {"Keys": keys[i:i + 100], "ConsistentRead": True,
                                   "ProjectionExpression": "pk"}}
