@@ -24,6 +24,7 @@ from tuma.domain.times import iso_millis
 from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
+from tuma.store import progress
 from tuma.store.sending import MessageStore
 from tuma.store.table import (
     batch_write, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
@@ -82,7 +83,7 @@ class DynamoReportStore:
         assignments = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
         allowed = earlier_than(report.status)
         try:
-            table().update_item(
+            answer = table().update_item(
                 Key=_recipient_key(ref),
                 UpdateExpression=f"SET #s = :status, {assignments}, history = list_append(history, :entry)",
                 ConditionExpression=("attribute_exists(#s) AND #s IN ("
@@ -90,12 +91,14 @@ class DynamoReportStore:
                 ExpressionAttributeNames={"#s": "status", **names},
                 ExpressionAttributeValues={":status": report.status, ":entry": [entry], **values,
                                            **{f":a{i}": s for i, s in enumerate(allowed)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
-            return "applied"
+                ReturnValues="UPDATED_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
             old = item_at_failure(problem)
+        else:
+            progress.move(ref.tenant_id, ref.request_id, answer["Attributes"]["status"], report.status)
+            return "applied"
         # Nothing written: a report that changes nothing is not worth a write (issue 12).
         if not old:
             return "no_message"
@@ -202,19 +205,22 @@ def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
     at = iso_millis(now)
     allowed = earlier_than(EXPIRED)
     try:
-        table().update_item(
+        answer = table().update_item(
             Key={"pk": pk, "sk": sk},
             UpdateExpression="SET #s = :expired, updated_at = :at, history = list_append(history, :entry)",
             ConditionExpression="#s IN (" + ", ".join(f":a{i}" for i in range(len(allowed))) + ")",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":expired": EXPIRED, ":at": at,
                                        ":entry": [{"status": EXPIRED, "at": at, "reason": reason}],
-                                       **{f":a{i}": s for i, s in enumerate(allowed)}})
-        return True
+                                       **{f":a{i}": s for i, s in enumerate(allowed)}},
+            ReturnValues="UPDATED_OLD")
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
         return False  # delivered, failed or already expired: nothing to do
+    tenant_id, request_id = pk[2:].rsplit("#M#", 1)  # tuma.store.table.message_pk
+    progress.move(tenant_id, request_id, answer["Attributes"]["status"], EXPIRED)
+    return True
 
 
 def _duration(span: timedelta) -> str:

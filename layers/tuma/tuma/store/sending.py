@@ -19,6 +19,7 @@ from tuma.domain.times import iso_millis
 from tuma.domain.segments import measure
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
 from tuma.domain.status import REJECTED, SENDING
+from tuma.store import progress
 from tuma.store.table import (
     REQUEST_SK, batch_write, chunk_sk, expires_at, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once,
     recipient_sk, table)
@@ -28,6 +29,8 @@ IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
 
 class MessageStore:
     """The sender's store (tuma.domain.sending.SendStore)."""
+
+    _tallies: dict[str, dict] = {}  # claim token -> what record() adds to the batch's progress
 
     def register(self, job: SendJob, now: datetime) -> None:
         pk = message_pk(job.tenant_id, job.request_id)
@@ -97,24 +100,24 @@ class MessageStore:
         items = [_message_item(job, claim, recipient, outcome, at, expires) for recipient, outcome in outcomes]
         orphans = {r.index for r in claim.orphaned}
         batch_write([item for (r, _), item in zip(outcomes, items) if r.index not in orphans])
+        put = {}
         for (recipient, _), item in zip(outcomes, items):
             if recipient.index in orphans:
-                put_once(item)
+                put[recipient.index] = put_once(item)
+        self._tallies[claim.token] = progress.tally(job, outcomes, put)  # added as the claim closes
 
     def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
-        try:
-            table().update_item(
-                Key=_job_key(job),
-                UpdateExpression="SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason",
-                ConditionExpression="claim_token = :token",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":state": RETRY if not_taken else FINISHED,
-                                           ":pending": [r.index for r in not_taken], ":now": now.isoformat(),
-                                           ":reason": reason, ":token": claim.token})
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
-            # Our claim was taken over as stale: its new holder records these as unknown.
+        # With the batch's progress counters in the same transaction (tuma.store.progress). If our
+        # claim was taken over as stale, nothing is written: its new holder records these as unknown.
+        progress.close_claim(dict(
+            Key=_job_key(job),
+            UpdateExpression="SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason",
+            ConditionExpression="claim_token = :token",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": RETRY if not_taken else FINISHED,
+                                       ":pending": [r.index for r in not_taken], ":now": now.isoformat(),
+                                       ":reason": reason, ":token": claim.token}),
+            job.tenant_id, job.request_id, self._tallies.pop(claim.token, None))
 
 
 def _job_key(job: SendJob) -> dict:
