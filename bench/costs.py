@@ -340,7 +340,8 @@ class Harness:
                            "AWS_REGION": REGION, "TABLE_NAME": TABLE, "CONFIG_PATH": CONFIG_PATH,
                            "POWERTOOLS_SERVICE_NAME": "tuma", "POWERTOOLS_LOG_LEVEL": level,
                            "POWERTOOLS_METRICS_NAMESPACE": "Tuma", "POWERTOOLS_TRACE_DISABLED": "true",
-                           "CALLBACK_NETWORK": "loopback", "DEFAULT_PROVIDER": "sayasms", "NO_PROXY": "127.0.0.1"})
+                           "CALLBACK_NETWORK": "loopback", "DEFAULT_PROVIDER": "sayasms", "NO_PROXY": "127.0.0.1",
+                           "POWERTOOLS_METRICS_DISABLED": "false"})
         for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             os.environ.pop(name, None)
         self.reports, self.clients = _Receiver(), _Receiver()
