@@ -388,7 +388,8 @@ class Harness:
                                                  "tenant_id": {"S": TENANT}})
         os.environ.update({"SEND_QUEUE_URL": urls["send"], "SEND_DLQ_URL": urls["dlq"],
                            "CALLBACK_QUEUE_URL": urls["callbacks"], "SAYASMS_BASE_URL": saya_url,
-                           "SMS254_BASE_URL": sms254_url, "SAYASMS_CALLBACK_URL": self.reports.url + "/v1/webhooks/sayasms",
+                           "SMS254_BASE_URL": sms254_url,
+                           "SAYASMS_CALLBACK_URL": self.reports.url + "/v1/webhooks/sayasms",
                            "EXPIRE_AFTER_S": "1", "SENDER_TIMEOUT_S": "30"})
 
     def _load_handlers(self) -> None:
@@ -477,9 +478,11 @@ class Harness:
         for path, payload in reports:
             query = path.split("?", 1)[1] if "?" in path else ""
             event = {"version": "2.0", "routeKey": "$default", "rawPath": "/v1/webhooks/sayasms",
-                     "rawQueryString": query, "queryStringParameters": dict(p.split("=", 1) for p in query.split("&") if p),
+                     "rawQueryString": query,
+                     "queryStringParameters": dict(p.split("=", 1) for p in query.split("&") if p),
                      "headers": {"content-type": "application/json"},
-                     "requestContext": {"http": {"method": "POST", "path": "/v1/webhooks/sayasms", "sourceIp": "127.0.0.1"},
+                     "requestContext": {"http": {"method": "POST", "path": "/v1/webhooks/sayasms",
+                                                 "sourceIp": "127.0.0.1"},
                                         "requestId": "r", "stage": "$default", "domainName": "x.lambda-url.on.aws"},
                      "body": json.dumps(payload), "isBase64Encoded": False}
             answer = self.invoke("webhook", event)
@@ -552,7 +555,8 @@ def price(h: Harness, messages: int) -> dict:
     per = 1e6 / messages
     c = h.config
     lambda_requests = sum(h.invocations.values())
-    authorizer_share = h.api_requests * ASSUMPTIONS["authorizer_calls_per_api_request"] / max(1, h.invocations["authorizer"])
+    authorizer_share = (h.api_requests * ASSUMPTIONS["authorizer_calls_per_api_request"]
+                        / max(1, h.invocations["authorizer"]))
     gb_s = {name: h.billed_ms[name] / 1000 * c[name]["memory_mb"] / 1024 for name in h.invocations}
     requests_usd = 0.0
     compute_usd = 0.0
@@ -606,7 +610,8 @@ def run(bulk_messages: int = 10_000, latency_ms: int = 100) -> dict:
     config = configuration()
     results = {}
     plans = {"single_with_callback": lambda h, warm: scenario_single_with_callback(h, 1 if warm else 20),
-             "sayasms_bulk_with_reports": lambda h, warm: scenario_bulk(h, 10 if warm else bulk_messages, "sayasms", True),
+             "sayasms_bulk_with_reports":
+                 lambda h, warm: scenario_bulk(h, 10 if warm else bulk_messages, "sayasms", True),
              "sms254_bulk": lambda h, warm: scenario_bulk(h, 10 if warm else bulk_messages, "254sms", False)}
     for name, plan in plans.items():
         harness = Harness(config, latency_ms)

@@ -77,7 +77,8 @@ def test_the_counters_agree_with_the_messages_before_and_after_sending(post, get
     counted = get(f"/v1/batches/{batch_id}")
 
     assert counted == view_from_every_message(get, aws, batch_id)
-    assert (counted["counts"], counted["total_cost"], counted["estimated_cost"]) == ({"sent": 5}, "KES 4.00", "KES 0.00")
+    assert counted["counts"] == {"sent": 5}
+    assert (counted["total_cost"], counted["estimated_cost"]) == ("KES 4.00", "KES 0.00")
 
 
 def test_a_redelivered_job_is_counted_once(post, get, aws, functions, context, simsaya, sim254):

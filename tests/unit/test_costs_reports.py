@@ -78,7 +78,8 @@ def test_a_repeated_or_late_report_is_one_failed_conditional_write_and_changes_n
 def test_the_mapping_is_first_read_eventually_consistent(table, sender):
     send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
     seen = []
-    with hooked("provide-client-params.dynamodb.GetItem", lambda params, **_: seen.append(params.get("ConsistentRead"))):
+    with hooked("provide-client-params.dynamodb.GetItem",
+                lambda params, **_: seen.append(params.get("ConsistentRead"))):
         reports.receive(report("message.delivered"), DynamoReportStore(), NOW)
 
     assert seen == [False]
@@ -99,7 +100,8 @@ def test_an_early_final_report_is_still_parked_and_applied_by_the_sender(table, 
 def test_the_sender_looks_up_only_the_parked_reports_that_can_exist(table, sender):
     keys = []
     with hooked("provide-client-params.dynamodb.BatchGetItem",
-                lambda params, **_: keys.extend(k["sk"] for spec in params["RequestItems"].values() for k in spec["Keys"])):
+                lambda params, **_: keys.extend(k["sk"] for spec in params["RequestItems"].values()
+                                                for k in spec["Keys"])):
         send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
 
     # Two messages, one parking slot each (their final report), not one per event type.
