@@ -60,6 +60,8 @@ LATENCY_MS = 100
 HANDLERS = ("authorizer", "send", "bulk", "status", "balance", "balance_monitor", "sender", "webhook",
             "callback_dispatch", "callback", "expirer", "release", "cancel")
 SENDER_TIMEOUT_S = 30  # template.yaml, SenderFunction
+# The cost scenarios' bulk size: costs are per message from two jobs on (10,000 takes moto ~20 min).
+COST_MESSAGES = 2_000
 BATCH_GET_FIGURES = ("batch_get_p50_s", "batch_get_p95_s", "batch_gets")
 GOALS = {"sender_speedup": (">=", 50), "accept_aws_requests_10k": ("<=", 20), "accept_seconds_10k": ("<=", 1),
          "cold_import_ratio": ("<=", 1.5), "aws_usd_per_million_sms": ("<=", 3), "batch_get_p95_s_10k": ("<=", 0.3),
@@ -300,7 +302,7 @@ def main() -> None:
         requests.post(f"{stack.sayasms_url}/_sim/callbacks", json={"enabled": False}, timeout=10).raise_for_status()
         counted = in_process_run(stack)
     # With the stack stopped: MiniStack's pollers would otherwise share the two cores.
-    cost = costs.run(N, LATENCY_MS)
+    cost = costs.run(COST_MESSAGES, LATENCY_MS)
     imports = cold_imports(stack)
 
     results = {
