@@ -13,8 +13,18 @@ Every ratio's baseline is measured in the same run. Figures:
 - cold_import_ratio: each handler module's import time over `import boto3` alone, in fresh
   interpreters of the Lambda-like runtime (MiniStack's venv: boto3, no dev tools) with the layer
   as `sam build` made it; CPU time, median of per-pair ratios, to keep scheduling noise out.
-- aws_usd_per_million_sms: AWS cost of one full 10,000-message bulk (accept and sender both run
-  in this process and counted), scaled to a million, at the list prices in PRICES_USD.
+- aws_usd_per_million_sms: the AWS cost of the whole life of a message, per million, in three
+  scenarios (single_with_callback, sayasms_bulk_with_reports, sms254_bulk): bench/costs.py runs
+  every function a message passes through in process (moto, the simulators) and counts each
+  request; prices in bench/prices.py. Per-service breakdowns in details.costs.
+- batch_get_p95_s_10k: GET /v1/batches/{id} latency while a 10,000-message batch is in flight
+  (p50 and p95 over every poll from accept to done), over HTTP to the deployed stack.
+- sender_speedup_with_reports: as sender_speedup, with the SayaSMS simulator's delivery reports
+  on (30,000 webhook calls competing for the same two cores, as they compete on AWS for the table).
+- sms254_personalised_job_s: one job of 1,000 distinct bodies on 254sms (one call per body, 100 ms
+  each), sent in process, against the sender's 30 s timeout.
+- sender_cpu_s_per_1000: the sender's CPU seconds (resource.getrusage, user + system) per 1,000
+  messages of a SayaSMS bulk, in process: what sets its Lambda cost and per-invocation throughput.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import json
 import math
 import statistics
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -39,21 +50,23 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "tuma")]
 
 from local.stack import LocalStack, Ports, free_port  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import costs  # noqa: E402
+from prices import ASSUMPTIONS, PRICES_USD  # noqa: E402
+
 N = 10_000
 NAIVE_SAMPLE = 40
 LATENCY_MS = 100
-HANDLERS = ("authorizer", "send", "bulk", "status", "balance", "sender")
-MEMORY_MB = {"bulk": 1024, "sender": 512}  # as in template.yaml
-# us-east-1 list prices, November 2026.
-PRICES_USD = {
-    "api_gateway_rest_per_million": 3.50,
-    "lambda_per_gb_second": 0.0000166667,
-    "lambda_per_million_requests": 0.20,
-    "sqs_per_million_requests": 0.40,  # each 64 KiB of a request's payload bills as one request
-    "dynamodb_per_million_write_units": 0.625,  # on-demand; 1 unit per KB written
-}
+HANDLERS = ("authorizer", "send", "bulk", "status", "balance", "balance_monitor", "sender", "webhook",
+            "callback_dispatch", "callback", "expirer", "release", "cancel")
+SENDER_TIMEOUT_S = 30  # template.yaml, SenderFunction
+# The cost scenarios' bulk size: costs are per message from two jobs on (10,000 takes moto ~20 min).
+COST_MESSAGES = 2_000
+BATCH_GET_FIGURES = ("batch_get_p50_s", "batch_get_p95_s", "batch_gets")
 GOALS = {"sender_speedup": (">=", 50), "accept_aws_requests_10k": ("<=", 20), "accept_seconds_10k": ("<=", 1),
-         "cold_import_ratio": ("<=", 1.5), "aws_usd_per_million_sms": ("<=", 3)}
+         "cold_import_ratio": ("<=", 1.5), "aws_usd_per_million_sms": ("<=", 3), "batch_get_p95_s_10k": ("<=", 0.3),
+         "sender_speedup_with_reports": (">=", 0), "sms254_personalised_job_s": ("<=", SENDER_TIMEOUT_S),
+         "sender_cpu_s_per_1000": (">=", 0)}
 
 
 def bulk_body(offset: int = 0) -> dict:
@@ -62,10 +75,13 @@ def bulk_body(offset: int = 0) -> dict:
         for i in range(N)]}
 
 
-def wait_done(session: requests.Session, url: str, seconds: float = 600) -> dict:
+def wait_done(session: requests.Session, url: str, seconds: float = 600, latencies: list | None = None) -> dict:
     deadline = time.monotonic() + seconds
     while True:
+        started = time.perf_counter()
         view = session.get(url, timeout=30).json()
+        if latencies is not None:
+            latencies.append(time.perf_counter() - started)
         if view.get("done") or time.monotonic() > deadline:
             return view
         time.sleep(0.2)
@@ -185,6 +201,8 @@ def in_process_run(stack: LocalStack) -> dict:
         jobs += sqs.receive_message(QueueUrl=bench_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     meter.calls.clear()
     sender_seconds, invocations = 0.0, 0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = usage.ru_utime + usage.ru_stime
     for i in range(0, len(jobs), 10):  # the template's SenderBatchSize
         records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
                     "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
@@ -196,23 +214,40 @@ def in_process_run(stack: LocalStack) -> dict:
         sender_seconds += time.perf_counter() - started
         invocations += 1
         assert not result["batchItemFailures"], result
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_before
     sending = meter.snapshot()
-    # What the event source mapping does around each invocation: one receive, one batch delete.
-    sqs_billed = meter.sqs_billed + 2 * invocations
-    usd = (PRICES_USD["api_gateway_rest_per_million"] * 1 / 1e6
-           + PRICES_USD["lambda_per_million_requests"] * (1 + invocations) / 1e6
-           + PRICES_USD["lambda_per_gb_second"] * (bulk_seconds * MEMORY_MB["bulk"] + sender_seconds * MEMORY_MB["sender"]) / 1024
-           + PRICES_USD["sqs_per_million_requests"] * sqs_billed / 1e6
-           + PRICES_USD["dynamodb_per_million_write_units"] * meter.write_units / 1e6)
+    personalised = sms254_personalised_job(sqs, bench_queue, sender)
     return {"accept_requests": accepting["calls"], "accept_total": accepting["total"],
             "sender_requests": sending["calls"], "sender_invocations": invocations,
-            "bulk_seconds": bulk_seconds, "sender_seconds": sender_seconds, "write_units": meter.write_units,
-            "sqs_billed_requests": sqs_billed, "usd_per_million_sms": usd * 1e6 / N}
+            "bulk_seconds": bulk_seconds, "sender_seconds": sender_seconds,
+            "sender_cpu_s_per_1000": cpu_seconds / (N / 1000), "sms254_personalised_job_s": personalised}
+
+
+def sms254_personalised_job(sqs, queue_url: str, sender) -> float:
+    """Seconds the sender takes for one job of 1,000 distinct bodies pinned to 254sms (one call per
+    body at 100 ms each; the calls of a job run concurrently)."""
+    bulk = load_handler("bulk")
+    body = {"from": "MYSHOP", "provider": "254sms", "messages": [
+        {"to": f"07{15000000 + i}", "body": f"Dear customer {i}, your balance is KES {i * 7}."} for i in range(1000)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert bulk.handler(api_event("/v1/messages/bulk", body), Context())["statusCode"] == 202
+    jobs = []
+    while not jobs:
+        jobs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+    record = {"messageId": jobs[0]["MessageId"], "receiptHandle": jobs[0]["ReceiptHandle"], "body": jobs[0]["Body"],
+              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
+              "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench"}
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = sender.handler({"Records": [record]}, Context())
+    assert not result["batchItemFailures"], result
+    return time.perf_counter() - started
 
 
 # --- end to end over HTTP ----------------------------------------------------------------------
 
-def over_http(stack: LocalStack) -> dict:
+def over_http(stack: LocalStack, offset: int = 0) -> dict:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {stack.api_key}"
     # Warm the authorizer and the bulk function first: the figure is the accept, not a cold start.
@@ -220,16 +255,21 @@ def over_http(stack: LocalStack) -> dict:
                         json={"from": "MYSHOP", "messages": [{"to": "0712999999", "body": "warm-up"}]})
     assert warm.status_code == 202, warm.text
     wait_done(session, f"{stack.api_url}/v1/batches/{warm.json()['batch_id']}")
-    body = json.dumps(bulk_body())
+    body = json.dumps(bulk_body(offset))
     started = time.perf_counter()
     answer = session.post(f"{stack.api_url}/v1/messages/bulk", data=body, headers={"Content-Type": "application/json"},
                           timeout=60)
     accept_seconds = time.perf_counter() - started
     assert answer.status_code == 202, answer.text
-    view = wait_done(session, f"{stack.api_url}/v1/batches/{answer.json()['batch_id']}")
+    latencies: list[float] = []
+    view = wait_done(session, f"{stack.api_url}/v1/batches/{answer.json()['batch_id']}", latencies=latencies)
     send_seconds = time.perf_counter() - started - accept_seconds
-    assert view["counts"].get("sent") == N, view
-    return {"accept_seconds": accept_seconds, "sender_seconds": send_seconds, "sender_rate": N / send_seconds}
+    assert sum(view["counts"].get(s, 0) for s in ("sent", "delivered")) == N, view
+    latencies.sort()
+    return {"accept_seconds": accept_seconds, "sender_seconds": send_seconds, "sender_rate": N / send_seconds,
+            "batch_get_p50_s": statistics.median(latencies),
+            "batch_get_p95_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
+            "batch_gets": len(latencies)}
 
 
 def naive_sender(stack: LocalStack) -> float:
@@ -252,30 +292,41 @@ def main() -> None:
     with LocalStack(ports=Ports(free_port(), free_port(), free_port()), log_dir=ROOT / ".tuma" / "bench-logs") as stack:
         for url in (stack.sms254_url, stack.sayasms_url):
             requests.post(f"{url}/_sim/faults", json={"latency_ms": LATENCY_MS}, timeout=10).raise_for_status()
-        # The SayaSMS simulator's delivery reports (30,000 for 10,000 messages) would run the
-        # webhook on the same two cores as the sender; on AWS it has capacity of its own.
+        # First with the SayaSMS simulator's delivery reports off (the sender alone), then on:
+        # its 30,000 reports for 10,000 messages run the webhook on the same two cores.
         requests.post(f"{stack.sayasms_url}/_sim/callbacks", json={"enabled": False}, timeout=10).raise_for_status()
         naive_rate = naive_sender(stack)
         http = over_http(stack)
+        requests.post(f"{stack.sayasms_url}/_sim/callbacks", json={}, timeout=10).raise_for_status()
+        with_reports = over_http(stack, offset=20_000)
+        requests.post(f"{stack.sayasms_url}/_sim/callbacks", json={"enabled": False}, timeout=10).raise_for_status()
         counted = in_process_run(stack)
     # With the stack stopped: MiniStack's pollers would otherwise share the two cores.
+    cost = costs.run(COST_MESSAGES, LATENCY_MS)
     imports = cold_imports(stack)
 
     results = {
         "sender_speedup": http["sender_rate"] / naive_rate,
+        "sender_speedup_with_reports": with_reports["sender_rate"] / naive_rate,
         "accept_aws_requests_10k": counted["accept_total"],
         "accept_seconds_10k": http["accept_seconds"],
+        "batch_get_p95_s_10k": max(http["batch_get_p95_s"], with_reports["batch_get_p95_s"]),
+        "sms254_personalised_job_s": counted["sms254_personalised_job_s"],
+        "sender_cpu_s_per_1000": counted["sender_cpu_s_per_1000"],
         "cold_import_ratio": {name: imports[name] for name in HANDLERS},
-        "aws_usd_per_million_sms": counted["usd_per_million_sms"],
+        "aws_usd_per_million_sms": {name: c["usd_per_million"] for name, c in cost.items()},
         "details": {"naive_recipients_per_s": naive_rate, "sender_recipients_per_s": http["sender_rate"],
+                    "sender_recipients_per_s_with_reports": with_reports["sender_rate"],
                     "sender_seconds_10k": http["sender_seconds"], "boto3_import_s": imports["boto3_s"],
+                    "batch_get_s": {"reports_off": {k: http[k] for k in BATCH_GET_FIGURES},
+                                    "reports_on": {k: with_reports[k] for k in BATCH_GET_FIGURES}},
+                    "sender_timeout_s": SENDER_TIMEOUT_S,
                     "accept_requests_by_operation": counted["accept_requests"],
                     "sender_requests_by_operation": counted["sender_requests"],
                     "sender_invocations": counted["sender_invocations"],
                     "in_process_bulk_seconds": counted["bulk_seconds"],
                     "in_process_sender_seconds": counted["sender_seconds"],
-                    "dynamodb_write_units": counted["write_units"],
-                    "sqs_billed_requests": counted["sqs_billed_requests"], "prices_usd": PRICES_USD,
+                    "costs": cost, "prices_usd": PRICES_USD, "assumptions": ASSUMPTIONS,
                     "provider_latency_ms": LATENCY_MS, "messages": N},
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -284,22 +335,30 @@ def main() -> None:
 
 def table(results: dict) -> str:
     rows = [("sender_speedup", results["sender_speedup"], "x"),
+            ("sender_speedup_with_reports", results["sender_speedup_with_reports"], "x"),
             ("accept_aws_requests_10k", results["accept_aws_requests_10k"], ""),
             ("accept_seconds_10k", results["accept_seconds_10k"], "s"),
+            ("batch_get_p95_s_10k", results["batch_get_p95_s_10k"], "s"),
+            ("sms254_personalised_job_s", results["sms254_personalised_job_s"], "s"),
+            ("sender_cpu_s_per_1000", results["sender_cpu_s_per_1000"], "s"),
             *[(f"cold_import_ratio[{n}]", r, "x") for n, r in results["cold_import_ratio"].items()],
-            ("aws_usd_per_million_sms", results["aws_usd_per_million_sms"], "USD")]
-    lines = [f"{'figure':34} {'value':>10}  {'goal':>8}  met", "-" * 62]
+            *[(f"aws_usd_per_million_sms[{n}]", r, "USD") for n, r in results["aws_usd_per_million_sms"].items()]]
+    lines = [f"{'figure':48} {'value':>10}  {'goal':>8}  met", "-" * 76]
     for name, value, unit in rows:
         op, goal = GOALS[name.split("[")[0]]
         met = value >= goal if op == ">=" else value <= goal
-        lines.append(f"{name:34} {value:>10.3f}{unit:<3} {op}{goal:<6}  {'yes' if met else 'NO'}")
+        lines.append(f"{name:48} {value:>10.3f}{unit:<3} {op}{goal:<6}  {'yes' if met else 'NO'}")
     details = results["details"]
     lines += ["", f"naive sender {details['naive_recipients_per_s']:.1f}/s, real sender "
                   f"{details['sender_recipients_per_s']:.1f}/s ({details['messages']} messages, provider latency "
                   f"{details['provider_latency_ms']} ms); import boto3 {details['boto3_import_s'] * 1000:.0f} ms",
               f"accept requests: {details['accept_requests_by_operation']} (in-process bulk handler "
               f"{details['in_process_bulk_seconds']:.2f} s)",
-              f"sender requests: {details['sender_requests_by_operation']} in {details['sender_invocations']} invocations"]
+              f"sender requests: {details['sender_requests_by_operation']} in "
+              f"{details['sender_invocations']} invocations",
+              f"batch GET while in flight: {details['batch_get_s']}", "", "cost per million SMS by service (USD):"]
+    for scenario, cost in details["costs"].items():
+        lines.append(f"  {scenario:28} " + ", ".join(f"{k} {v:.3f}" for k, v in cost["by_service"].items()))
     return "\n".join(lines)
 
 

@@ -3,9 +3,9 @@
 from tuma import api, settings
 from tuma.domain import costs, ids
 from tuma.domain.errors import NotFound
-from tuma.domain.views import batch_view, message_view, request_view
+from tuma.domain.views import batch_view, batch_view_of_counts, message_view, request_view
 from tuma.observability import logger, tracer
-from tuma.store import messages
+from tuma.store import messages, progress
 
 app = api.resolver()
 
@@ -31,7 +31,15 @@ def get_batch(batch_id: str):
     parsed = ids.parse_message_id(batch_id)
     if parsed is None or parsed[1] is not None or not ids.is_batch(parsed[0]):
         raise NotFound("not_found", f"No batch {batch_id}.")
-    request, touched, chunks = messages.get_statuses(api.tenant_id(app), batch_id)
+    tenant = api.tenant_id(app)
+    request, counters = progress.read(tenant, batch_id)  # two items, whatever the batch's size
+    if request is None or progress.usable(request, counters):
+        view = batch_view_of_counts(request, progress.counts(counters), batch_id)
+        return {**view, **costs.progress_totals(request, (counters or {}).get("spent", 0),
+                                                int((counters or {}).get("segments", 0)), settings.rates(),
+                                                settings.default_provider())}
+    # Accepted before the counters, or with messages cancelled: read every message.
+    request, touched, chunks = messages.get_statuses(tenant, batch_id)
     view = batch_view(request, [item["status"] for item in touched.values()], batch_id)
     return {**view, **costs.batch_totals(request, touched, chunks, settings.rates(), settings.default_provider())}
 

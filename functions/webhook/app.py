@@ -25,6 +25,11 @@ store = DynamoReportStore()
 MAX_BODY_BYTES = 64 * 1024  # a SayaSMS report is under 1 KiB
 
 
+# Most reports end here: no metric line for them (Lambda's Invocations counts them for free, and
+# one EMF line per report would cost more in logs than the report's own DynamoDB work).
+_ROUTINE = ("applied", "unchanged")
+
+
 class Unauthorized(ApiError):
     status = 401
 
@@ -75,7 +80,8 @@ def sayasms_report():
     outcome = receive(report, store, now)
     logger.info("delivery report", extra={"event": report.event, "provider_message_id": report.provider_message_id,
                                           "outcome": outcome})
-    metrics.add_metric(name=f"Reports{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    if outcome not in _ROUTINE:
+        metrics.add_metric(name=f"Reports{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     return {"received": True, "outcome": outcome}
 
 

@@ -278,6 +278,10 @@ def test_a_batch_message_being_sent_is_still_estimated(post, get, aws):
     _, body = post("/v1/messages/bulk", {"from": "SHOP", "provider": "254sms", "messages": [
         {"to": "0712345678", "body": "x" * 161}, {"to": "0722111222", "body": "Hi"}, {"to": "0733123456", "body": "Yo"}]})
     pk = message_pk("tenant-a", body["batch_id"])
+    # Items written here, not by the sender, so not in the batch's counters: read as a batch
+    # accepted before the counters is (every message; tuma.store.progress.usable).
+    aws.table.update_item(Key={"pk": pk, "sk": "REQ"}, UpdateExpression="REMOVE #g",
+                          ExpressionAttributeNames={"#g": "segments"})
     aws.table.put_item(Item={"pk": pk, "sk": recipient_sk(1), "status": "sending", "history": []})
     aws.table.put_item(Item={"pk": pk, "sk": recipient_sk(2), "status": "sent", "cost": "KES 0.80",
                              "cost_estimated": True, "history": []})

@@ -108,7 +108,7 @@ def test_the_webhook_keeps_a_report_for_an_unknown_id_and_answers_200(aws):
     assert again["statusCode"] == 200
     parked = table_module.table().query(KeyConditionExpression="pk = :pk",
                                         ExpressionAttributeValues={":pk": "PMSG#sayasms#msg_SAYA_1"})["Items"]
-    assert [p["sk"] for p in parked] == ["EVT#message.delivered"]
+    assert [p["sk"] for p in parked] == ["EVT#final"] and parked[0]["event"] == "message.delivered"
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics")

@@ -96,29 +96,28 @@ def test_a_report_is_applied_once_however_often_it_comes(table, sender):
     item = recipient()
     assert item["status"] == "delivered" and item["network"] == "Safaricom" and item["latency_ms"] == 2489
     assert events(item) == ["message.delivered"]
-    assert item["seen_events"] == {"message.delivered"}
 
 
-def test_a_late_report_goes_into_the_history_and_changes_nothing(table, sender):
+def test_a_late_report_changes_nothing_and_writes_nothing(table, sender):
     send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
     store = DynamoReportStore()
 
     assert reports.receive(report("message.delivered"), store, NOW) == "applied"
-    assert reports.receive(report("message.sent"), store, NOW) == "late"
-    assert reports.receive(report("message.sent"), store, NOW) == "duplicate"
+    before = recipient()
+    assert reports.receive(report("message.sent"), store, NOW) == "unchanged"
     assert reports.receive(report("message.failed", reason="absent subscriber"), store, NOW) == "late"
 
-    item = recipient()
-    assert item["status"] == "delivered" and "reason" not in item
-    assert events(item) == ["message.delivered", "message.sent", "message.failed"]
-    assert item["history"][-1]["note"] == "late: the message is already delivered; status unchanged"
+    assert recipient() == before  # not even the history
+    assert before["status"] == "delivered" and "reason" not in before
+    assert events(before) == ["message.delivered"]
 
 
-def test_queued_after_sent_is_recorded_without_a_late_note(table, sender):
+def test_queued_after_sent_is_unchanged_and_writes_nothing(table, sender):
     send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    before = recipient()
 
-    assert reports.receive(report("message.queued"), DynamoReportStore(), NOW) == "recorded"
-    assert "note" not in recipient()["history"][-1] and recipient()["status"] == "sent"
+    assert reports.receive(report("message.queued"), DynamoReportStore(), NOW) == "unchanged"
+    assert recipient() == before
 
 
 def test_a_report_before_the_mapping_is_parked_then_applied_by_the_sender(table, sender):
@@ -126,14 +125,15 @@ def test_a_report_before_the_mapping_is_parked_then_applied_by_the_sender(table,
     early = [report("message.queued", "2026-03-13T14:30:00.100Z"), report("message.sent", "2026-03-13T14:30:00.200Z"),
              report("message.delivered", "2026-03-13T14:30:00.300Z"), report("message.delivered", "2026-03-13T14:30:00.400Z")]
 
-    assert [reports.receive(r, store, NOW) for r in early] == ["parked"] * 4
+    # queued and sent can change no message (it is recorded sent): not parked, nothing written.
+    assert [reports.receive(r, store, NOW) for r in early] == ["unchanged", "unchanged", "parked", "parked"]
     assert store.mapping(PID) is None
     send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
 
     item = recipient()
     assert item["status"] == "delivered"
-    assert [h["status"] for h in item["history"]] == ["sending", "sent", "sent", "sent", "delivered"]
-    assert events(item) == ["message.queued", "message.sent", "message.delivered"]
+    assert [h["status"] for h in item["history"]] == ["sending", "sent", "delivered"]
+    assert events(item) == ["message.delivered"]
     assert store.parked(PID) == []
 
 

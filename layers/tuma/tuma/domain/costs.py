@@ -78,3 +78,12 @@ def batch_totals(request: dict, touched: dict[int, dict], chunks: list[dict], ra
                     yield item.get("status", QUEUED), None, int(segments)
 
     return totals(messages(), rate_for(request.get("provider"), rates, default_provider))
+
+
+def progress_totals(request: dict, spent: Decimal, touched_segments: int, rates: dict[str, Decimal],
+                    default_provider: str) -> dict:
+    """Totals of a batch from its counters (tuma.store.progress): what the recorded messages cost,
+    and the sendable segments not recorded yet at the rate."""
+    unsent = max(0, int(request.get("segments", 0)) - touched_segments)
+    return {"total_cost": kes(spent), "estimated_cost": kes(unsent * rate_for(request.get("provider"), rates,
+                                                                                default_provider))}

@@ -5,14 +5,20 @@ A report names SayaSMS's per-recipient message id, not Tuma's. The sender stores
 may call back before its send response reaches the sender). Such a report is parked under the
 same SayaSMS id and applied by whichever side comes second:
 
-  webhook: read mapping → found: apply.  Not found: park the report, read the mapping again →
-           found now: apply the parked report.
-  sender:  write mapping → read parked reports → apply each.
+  webhook: read mapping → found: apply.  Not found: park the report, read the mapping again
+           (strongly consistent) → found now: apply the parked report.
+  sender:  write mapping → read parked reports (strongly consistent) → apply each.
 
-Both reads are strongly consistent and each side writes before it reads, so at least one side
-sees the other's write: no report is lost. Both may apply the same report; applying is
-idempotent (each event type is applied to a message once, by a conditional write) and forward
-only (tuma.domain.status), so the outcome is the same under any order or repetition.
+Each side writes before its strongly consistent read, so at least one side sees the other's
+write: no report is lost. Both may apply the same report; applying is idempotent and forward
+only (one conditional write that succeeds only if the report moves the status on,
+tuma.domain.status), so the outcome is the same under any order or repetition.
+
+A report that changes nothing costs no write: a repeated or late one fails the conditional write
+and is not added to the history. `queued` and `sent` never change anything: the sender records
+every SayaSMS message that has an id as `sent` or `failed` (tuma.providers.sayasms), and both
+reports mean `sent`. So they are answered without a read or a write, and never parked; only
+`delivered` and `failed` are looked up, applied and parked.
 
 254sms has no delivery reports: its messages end at the send response's `sent` or `failed`."""
 
@@ -23,12 +29,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from tuma.domain.status import DELIVERED, FAILED, SENT
+from tuma.domain.status import DELIVERED, FAILED, FINAL, SENT, may_move
 
 PROVIDER = "sayasms"
 # SayaSMS's four events and the Tuma status each one means. `queued` (SayaSMS took it) and
 # `sent` (handed to the carrier) both mean Tuma's `sent`: the provider has the message.
 EVENTS = {"message.queued": SENT, "message.sent": SENT, "message.delivered": DELIVERED, "message.failed": FAILED}
+# The statuses the sender records a SayaSMS message in when SayaSMS gave it an id (the only
+# messages a report can find): an event matters only if it can move one of them on.
+LINKED_STATUSES = (SENT, FAILED)
+MATTERING_EVENTS = tuple(e for e, s in EVENTS.items() if any(may_move(linked, s) for linked in LINKED_STATUSES))
+
+
+def parking_slot(event: str) -> str:
+    """Where a report waits for its mapping: one slot for the final events (of two final reports
+    only the first can ever apply, so a second need not be kept), the event's own otherwise. One
+    slot is one strongly consistent read per message for the sender's look-up."""
+    return "final" if EVENTS[event] in FINAL else event
+
+
+PARKING_SLOTS = tuple(sorted({parking_slot(e) for e in MATTERING_EVENTS}))
 _MAX_ID = 200
 _MAX_TEXT = 500
 
@@ -111,8 +131,8 @@ class MessageRef:
 
 
 class ReportStore(Protocol):
-    def mapping(self, provider_message_id: str) -> MessageRef | None:
-        """Strongly consistent read of the SayaSMS id's mapping."""
+    def mapping(self, provider_message_id: str, consistent: bool = True) -> MessageRef | None:
+        """Read of the SayaSMS id's mapping, strongly consistent unless told otherwise."""
 
     def park(self, report: Report, now: datetime) -> None:
         """Keep a report whose message is not known yet."""
@@ -123,14 +143,20 @@ class ReportStore(Protocol):
     def unpark(self, report: Report) -> None: ...
 
     def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
-        """Apply to the message once, forward only: "applied", "late" or "duplicate"."""
+        """Apply to the message if it moves its status on (one conditional write, nothing else
+        otherwise): "applied", "late", "duplicate" or "no_message"."""
 
     def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None: ...
 
 
 def receive(report: Report, store: ReportStore, now: datetime) -> str:
-    """The webhook's side: apply the report now, or park it for the sender to apply."""
-    ref = store.mapping(report.provider_message_id)
+    """The webhook's side: apply the report now, or park it for the sender to apply; "unchanged"
+    for an event that cannot change any message (no read, no write)."""
+    if report.event not in MATTERING_EVENTS:
+        return "unchanged"
+    # An eventually consistent look first (half the price): a mapping it misses is found by the
+    # strongly consistent read after parking.
+    ref = store.mapping(report.provider_message_id, consistent=False)
     if ref is not None:
         return store.apply(ref, report, now)
     store.park(report, now)

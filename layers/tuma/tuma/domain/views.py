@@ -96,10 +96,16 @@ def request_view(request: dict | None, chunks: list[dict], items: dict[int, dict
 def batch_view(request: dict | None, touched_statuses: list[str], batch_id: str) -> dict:
     """Counts per status of a batch: messages the sender has not touched yet are still queued
     (or scheduled)."""
+    return batch_view_of_counts(request, count(touched_statuses), batch_id)
+
+
+def batch_view_of_counts(request: dict | None, touched: dict[str, int], batch_id: str) -> dict:
+    """The same from the counts of the touched messages by status (tuma.store.progress)."""
     if request is None:
         raise NotFound("not_found", f"No batch {batch_id}.")
-    counts = count(touched_statuses)
-    untouched = int(request["accepted"]) - len(touched_statuses)
+    # A report can be counted a moment before the sender's own count of its message: never below 0.
+    counts = {status: n for status, n in touched.items() if n > 0}
+    untouched = max(0, int(request["accepted"]) - sum(counts.values()))
     if untouched:
         counts[_waiting(request)] = counts.get(_waiting(request), 0) + untouched
     if int(request["rejected"]):

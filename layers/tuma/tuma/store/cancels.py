@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from tuma.domain.ids import recipient_id
 from tuma.domain.status import CANCELLED
+from tuma.store import progress
 from tuma.store.table import (
     REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once, query_all,
     recipient_sk, table)
@@ -93,7 +94,10 @@ def put_cancelled_messages(tenant_id: str, request_id: str, indices: list[int], 
 
 def put_cancelled_message(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> bool:
     """One message's `cancelled` item, unless it has an item already (False)."""
-    return put_once(_message_item(tenant_id, request_id, index, at, expires))
+    put = put_once(_message_item(tenant_id, request_id, index, at, expires))
+    if put:
+        progress.note_cancellation(tenant_id, request_id)  # (issue 12) batch counters skip cancels
+    return put
 
 
 def mark_request_cancelled(tenant_id: str, request_id: str, at: str) -> None:

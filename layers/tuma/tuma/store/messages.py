@@ -34,6 +34,8 @@ def put_request(accepted: "AcceptedRequest", kind: str, now: datetime, jobs: lis
         **({"provider": accepted.provider} if accepted.provider else {}),
         "created_at": accepted.created_at, "total": len(accepted.entries), "accepted": len(accepted.queued),
         "rejected": len(accepted.rejected), "expires_at": expires,
+        # Segments of the sendable messages: a batch's estimate without reading its chunks (issue 12).
+        "segments": accepted.segments,
         **({"callback_url": accepted.callback_url} if accepted.callback_url else {}),
         **({"scheduled_at": accepted.scheduled_at} if accepted.scheduled_at else {}),
         **({"job_starts": [job_start(j) for j in jobs]} if jobs else {})}

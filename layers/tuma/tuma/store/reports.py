@@ -1,13 +1,14 @@
 """Delivery reports and expiry in DynamoDB. Keys, besides those of tuma.store.table:
 
   PMSG#sayasms#<SayaSMS message id> / MAP          which Tuma message it is (tenant, request, index)
-  PMSG#sayasms#<SayaSMS message id> / EVT#<event>  a report that came before the mapping (parked)
+  PMSG#sayasms#<SayaSMS message id> / EVT#<slot>   a report that came before the mapping (parked;
+                                                  slot: tuma.domain.reports.parking_slot)
   DUE#<yyyy-mm-ddThh>  / <due time>#<message pk>#<sk>   a sent message to expire at <due time>
   DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
 
-A report is applied to the recipient item with one conditional UpdateItem: its event type must
-not be in the item's `seen_events` string set (idempotent) and the status must be one the report
-may replace (forward only); otherwise, once, it only goes into the history."""
+A report is applied to the recipient item with one conditional UpdateItem: the status must be one
+the report may replace (forward only, hence idempotent); otherwise nothing is written (a failed
+conditional write is all it costs)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tuma.domain.reports import MessageRef, Report
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
 from tuma.observability import logger
+from tuma.store import progress
 from tuma.store.sending import MessageStore
 from tuma.store.table import (
     batch_write, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
@@ -46,9 +48,9 @@ def _recipient_key(ref: MessageRef) -> dict:
 class DynamoReportStore:
     """tuma.domain.reports.ReportStore on the table."""
 
-    def mapping(self, provider_message_id: str) -> MessageRef | None:
+    def mapping(self, provider_message_id: str, consistent: bool = True) -> MessageRef | None:
         item = table().get_item(Key={"pk": _mapping_pk(provider_message_id), "sk": MAP_SK},
-                                ConsistentRead=True).get("Item")
+                                ConsistentRead=consistent).get("Item")
         return MessageRef(item["tenant_id"], item["request_id"], int(item["index"])) if item else None
 
     def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None:
@@ -57,7 +59,7 @@ class DynamoReportStore:
     def park(self, report: Report, now: datetime) -> None:
         try:
             table().put_item(Item={
-                "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key,
+                "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + reports.parking_slot(report.event),
                 "kind": "parked_report", **report.to_item(), "expires_at": int((now + PARKED_FOR).timestamp())},
                 ConditionExpression="attribute_not_exists(pk)")
         except ClientError as problem:
@@ -71,7 +73,8 @@ class DynamoReportStore:
         return reports.by_arrival(Report.from_item(item) for item in items)
 
     def unpark(self, report: Report) -> None:
-        table().delete_item(Key={"pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + report.key})
+        table().delete_item(Key={"pk": _mapping_pk(report.provider_message_id),
+                                 "sk": PARKED_PREFIX + reports.parking_slot(report.event)})
 
     def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
         entry = report.history_entry()
@@ -81,43 +84,26 @@ class DynamoReportStore:
         assignments = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
         allowed = earlier_than(report.status)
         try:
-            table().update_item(
+            answer = table().update_item(
                 Key=_recipient_key(ref),
-                UpdateExpression=(f"SET #s = :status, {assignments}, history = list_append(history, :entry) "
-                                  "ADD seen_events :keys"),
-                ConditionExpression=("attribute_exists(#s) AND NOT contains(seen_events, :key) AND #s IN ("
+                UpdateExpression=f"SET #s = :status, {assignments}, history = list_append(history, :entry)",
+                ConditionExpression=("attribute_exists(#s) AND #s IN ("
                                      + ", ".join(f":a{i}" for i in range(len(allowed))) + ")"),
                 ExpressionAttributeNames={"#s": "status", **names},
-                ExpressionAttributeValues={":status": report.status, ":entry": [entry], ":keys": {report.key},
-                                           ":key": report.key, **values,
+                ExpressionAttributeValues={":status": report.status, ":entry": [entry], **values,
                                            **{f":a{i}": s for i, s in enumerate(allowed)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
-            return "applied"
+                ReturnValues="UPDATED_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
             old = item_at_failure(problem)
+        else:
+            progress.move(ref.tenant_id, ref.request_id, answer["Attributes"]["status"], report.status)
+            return "applied"
+        # Nothing written: a report that changes nothing is not worth a write (issue 12).
         if not old:
             return "no_message"
-        current = old.get("status")
-        if report.key in (old.get("seen_events") or set()):
-            return "duplicate"
-        outcome = "recorded"
-        if current != report.status:
-            entry["note"] = f"late: the message is already {current}; status unchanged"
-            outcome = "late"
-        try:
-            table().update_item(
-                Key=_recipient_key(ref),
-                UpdateExpression="SET history = list_append(history, :entry) ADD seen_events :keys",
-                ConditionExpression="attribute_exists(#s) AND NOT contains(seen_events, :key)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":entry": [entry], ":keys": {report.key}, ":key": report.key})
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
-            return "duplicate"
-        return outcome
+        return "duplicate" if old.get("status") == report.status else "late"
 
 
 def _mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
@@ -184,10 +170,13 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             **({"ExclusiveStartKey": start} if start else {}))
         if time_left() <= 5:
             return False
-        # A page at a time: the conditional expiries concurrently, then the due items in batches.
+        # A page at a time: which messages still wait (one cheap read each), then the conditional
+        # expiries of those only, concurrently, then the due items in batches.
         targets = [(item["target_pk"], sk) for item in page["Items"] for sk in item["target_sks"]]
+        waiting = _still_waiting(targets)
+        counts["settled"] += len(targets) - len(waiting)
         with ThreadPoolExecutor(_EXPIRERS) as pool:
-            for expired in pool.map(lambda target: _expire_one(*target, now, reason), targets):
+            for expired in pool.map(lambda target: _expire_one(*target, now, reason), waiting):
                 counts["expired" if expired else "settled"] += 1
         delete_batch([{"pk": item["pk"], "sk": item["sk"]} for item in page["Items"]])
         start = page.get("LastEvaluatedKey")
@@ -195,23 +184,44 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             return True
 
 
+def _still_waiting(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The targets whose status expiry may still replace: BatchGetItem, eventually consistent and
+    projected to the status (half a read unit per message, against a write unit for a blind
+    conditional write). A stale answer only costs a conditional write that then fails."""
+    allowed = set(earlier_than(EXPIRED))
+    waiting = []
+    client = table().meta.client
+    for i in range(0, len(targets), 100):  # BatchGetItem's limit
+        pending = {table().name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in targets[i:i + 100]],
+                                  "ProjectionExpression": "pk, sk, #s", "ExpressionAttributeNames": {"#s": "status"}}}
+        while pending:
+            answer = client.batch_get_item(RequestItems=pending)
+            waiting += [(item["pk"], item["sk"]) for item in answer["Responses"].get(table().name, [])
+                        if item.get("status") in allowed]
+            pending = answer.get("UnprocessedKeys") or None
+    return waiting
+
+
 def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
     at = iso_millis(now)
     allowed = earlier_than(EXPIRED)
     try:
-        table().update_item(
+        answer = table().update_item(
             Key={"pk": pk, "sk": sk},
             UpdateExpression="SET #s = :expired, updated_at = :at, history = list_append(history, :entry)",
             ConditionExpression="#s IN (" + ", ".join(f":a{i}" for i in range(len(allowed))) + ")",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":expired": EXPIRED, ":at": at,
                                        ":entry": [{"status": EXPIRED, "at": at, "reason": reason}],
-                                       **{f":a{i}": s for i, s in enumerate(allowed)}})
-        return True
+                                       **{f":a{i}": s for i, s in enumerate(allowed)}},
+            ReturnValues="UPDATED_OLD")
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
         return False  # delivered, failed or already expired: nothing to do
+    tenant_id, request_id = pk[2:].rsplit("#M#", 1)  # tuma.store.table.message_pk
+    progress.move(tenant_id, request_id, answer["Attributes"]["status"], EXPIRED)
+    return True
 
 
 def _duration(span: timedelta) -> str:
@@ -286,11 +296,11 @@ def _one_per_id(links: list[tuple[MessageRef, str, str]]) -> list[tuple[MessageR
 
 
 def _with_parked_reports(provider_message_ids: list[str]) -> set[str]:
-    """Which of these ids have reports parked: one BatchGetItem per 25 ids (each event type is
-    one possible parked key), instead of a query per message."""
+    """Which of these ids have reports parked: one BatchGetItem per 100 ids (one parking slot
+    each), instead of a query per message."""
     found = set()
-    keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + event} for pid in provider_message_ids
-            for event in reports.EVENTS]
+    keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + slot} for pid in provider_message_ids
+            for slot in reports.PARKING_SLOTS]  # only these are ever parked
     for i in range(0, len(keys), 100):  # BatchGetItem's limit
         pending = {table().name: {"Keys": keys[i:i + 100], "ConsistentRead": True,
                                   "ProjectionExpression": "pk"}}

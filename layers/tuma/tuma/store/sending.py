@@ -24,6 +24,7 @@ from tuma.domain.segments import measure
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
 from tuma.domain.status import REJECTED, SENDING, may_move
 from tuma.observability import logger
+from tuma.store import progress
 from tuma.store.table import (
     REQUEST_SK, chunk_sk, expires_at, is_conditional_failure, item_at_failure, message_pk, put_once, recipient_sk,
     table)
@@ -39,6 +40,8 @@ OUTCOME_FIELDS = ("provider", "provider_message_id", "cost", "error_code", "reas
 
 class MessageStore:
     """The sender's store (tuma.domain.sending.SendStore)."""
+
+    _tallies: dict[str, dict] = {}  # claim token -> what record() adds to the batch's progress
 
     def register(self, job: SendJob, now: datetime) -> None:
         """Raises JobConflict when the request id already names another job."""
@@ -113,32 +116,33 @@ class MessageStore:
         orphan's item may exist already (its invocation died after writing it): that one stands."""
         at, expires = iso_millis(now), expires_at(now)
         orphans = {r.index for r in claim.orphaned}
-        writes: dict[str, tuple[dict, bool]] = {}  # sk -> (item, is an orphan): one write per message
+        writes: dict[str, tuple[dict, bool, int]] = {}  # sk -> (item, is an orphan, index): one write per message
         for recipient, outcome in outcomes:
             item = _message_item(job, claim, recipient, outcome, at, expires)
-            writes.setdefault(item["sk"], (item, recipient.index in orphans))
+            writes.setdefault(item["sk"], (item, recipient.index in orphans, recipient.index))
         ordered = list(writes.values())
         chunks = [ordered[i:i + TRANSACTION_ITEMS] for i in range(0, len(ordered), TRANSACTION_ITEMS)]
-        met_existing = [chunk for chunk in chunks if not _put_all_new([item for item, _ in chunk])]
+        met_existing = [chunk for chunk in chunks if not _put_all_new([item for item, _, _ in chunk])]
         one_by_one = [write for chunk in met_existing for write in chunk]
+        put = {index: True for item, orphan, index in ordered if orphan}
         if one_by_one:
             with ThreadPoolExecutor(min(WRITERS, len(one_by_one))) as pool:
-                list(pool.map(lambda write: _write_one(*write), one_by_one))
+                done = list(pool.map(lambda write: _write_one(write[0], write[1]), one_by_one))
+            put.update({index: was_put for (_, orphan, index), was_put in zip(one_by_one, done) if orphan})
+        self._tallies[claim.token] = progress.tally(job, outcomes, put)  # added as the claim closes
 
     def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
-        try:
-            table().update_item(
-                Key=_job_key(job),
-                UpdateExpression="SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason",
-                ConditionExpression="claim_token = :token",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":state": RETRY if not_taken else FINISHED,
-                                           ":pending": [r.index for r in not_taken], ":now": now.isoformat(),
-                                           ":reason": reason, ":token": claim.token})
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
-            # Our claim was taken over as stale: its new holder records these as unknown.
+        # With the batch's progress counters in the same transaction (tuma.store.progress). If our
+        # claim was taken over as stale, nothing is written: its new holder records these as unknown.
+        progress.close_claim(dict(
+            Key=_job_key(job),
+            UpdateExpression="SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason",
+            ConditionExpression="claim_token = :token",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": RETRY if not_taken else FINISHED,
+                                       ":pending": [r.index for r in not_taken], ":now": now.isoformat(),
+                                       ":reason": reason, ":token": claim.token}),
+            job.tenant_id, job.request_id, self._tallies.pop(claim.token, None))
 
 
 def _job_key(job: SendJob) -> dict:
@@ -159,13 +163,13 @@ def _put_all_new(items: list[dict]) -> bool:
     return True
 
 
-def _write_one(item: dict, orphan: bool) -> None:
+def _write_one(item: dict, orphan: bool) -> bool:
     """One message's outcome: a new item, or the existing one moved forward, or only its history
-    extended when the existing status is as far or further on."""
+    extended when the existing status is as far or further on. True when it put a new item."""
     for _ in range(3):  # another writer may move the item between our read and our write
         try:
             table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            return
+            return True
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
@@ -173,9 +177,9 @@ def _write_one(item: dict, orphan: bool) -> None:
         if old is None:
             continue
         if orphan or old.get("status") == item["status"]:
-            return  # recorded already: by the invocation this one took over, or by an earlier try
+            return False  # recorded already: by the invocation this one took over, or by an earlier try
         if _update(item, old):
-            return
+            return False
     logger.warning("outcome not recorded: the message kept changing under the sender",
                    extra={"status": item["status"], "message_id": item["message_id"]})
 

@@ -1,0 +1,153 @@
+"""A batch's progress counters, so that GET /v1/batches/{id} reads two items, not 10,000:
+
+  T#<tenant>#M#<batch id> / PROGRESS   n_<status>: the batch's messages the sender has recorded,
+                                       by their current status; spent: KES of those priced;
+                                       segments: segments of those recorded (the estimate of the
+                                       rest is the request's sendable segments minus these)
+
+Exact under retries and redelivery:
+- The sender adds a job's outcomes in the same transaction that closes its claim, on the
+  condition of its claim token: a job's outcomes count once, whichever attempt records them
+  (a redelivered or retried job either finds its claim closed or counts only what it records).
+- A delivery report or the expirer moves one message from its old status to its new one only
+  after its conditional status write succeeded; a repeated report fails that write, so is not
+  counted twice.
+What it does not survive: an invocation that dies between the status write and the counter
+write (the change is on the message, not counted), and a sender that dies between recording
+and closing its claim while reports move those messages (docs/performance.md)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from botocore.exceptions import ClientError
+
+from tuma.domain import ids
+from tuma.domain.costs import amount
+from tuma.domain.segments import measure
+from tuma.store.table import REQUEST_SK, is_conditional_failure, message_pk, recipient_sk, table
+
+PROGRESS_SK = "PROGRESS"
+_SHOWN = "n_"  # counter attributes: n_<status>
+
+
+def key(tenant_id: str, request_id: str) -> dict:
+    return {"pk": message_pk(tenant_id, request_id), "sk": PROGRESS_SK}
+
+
+def counts(item: dict | None) -> dict[str, int]:
+    """{status: messages} of a progress item (statuses no message is in left out)."""
+    return {name[len(_SHOWN):]: int(value) for name, value in (item or {}).items()
+            if name.startswith(_SHOWN) and int(value)}
+
+
+def tally(job, outcomes, orphans_put: dict[int, bool]) -> dict | None:
+    """What a job's recorded outcomes add to its batch's counters (None: not a batch). An orphan
+    whose item was already there (a dead invocation wrote it, and never counted it) counts as
+    the item now says."""
+    if not ids.is_batch(job.request_id):
+        return None
+    statuses: dict[str, int] = {}
+    spent, segments = Decimal(0), 0
+    kept = [r for r, _ in outcomes if orphans_put.get(r.index) is False]
+    stored = _stored(job, kept) if kept else {}
+    for recipient, outcome in outcomes:
+        item = stored.get(recipient.index) or {"status": outcome.status, "cost": outcome.cost}
+        statuses[item["status"]] = statuses.get(item["status"], 0) + 1
+        spent += amount(item.get("cost")) or 0
+        segments += measure(recipient.body).segments if recipient.body else 0
+    return {"statuses": statuses, "spent": spent, "segments": segments}
+
+
+def _stored(job, recipients) -> dict[int, dict]:
+    pk = message_pk(job.tenant_id, job.request_id)
+    found = {}
+    for i in range(0, len(recipients), 100):
+        answer = table().meta.client.batch_get_item(RequestItems={table().name: {
+            "Keys": [{"pk": pk, "sk": recipient_sk(r.index)} for r in recipients[i:i + 100]], "ConsistentRead": True,
+            "ProjectionExpression": "sk, #s, cost", "ExpressionAttributeNames": {"#s": "status"}}})
+        for item in answer["Responses"].get(table().name, []):
+            found[int(item["sk"][2:])] = item
+    return found
+
+
+def _adding(added: dict) -> tuple[str, dict, dict]:
+    names = {f"#n{i}": _SHOWN + status for i, status in enumerate(added["statuses"])}
+    values = {f":n{i}": n for i, n in enumerate(added["statuses"].values())}
+    parts = [f"#n{i} :n{i}" for i in range(len(names))] + ["spent :spent", "#g :segments"]
+    return ("ADD " + ", ".join(parts), {**names, "#g": "segments"},
+            {**values, ":spent": added["spent"], ":segments": added["segments"]})
+
+
+def close_claim(update: dict, tenant_id: str, request_id: str, added: dict | None) -> bool:
+    """The sender's claim-closing UpdateItem (`update`, conditional on its claim token), with the
+    job's counts added in the same transaction when there are some. False: the claim was no
+    longer ours (taken over as stale), and nothing was written."""
+    if not added:
+        try:
+            table().update_item(**update)
+            return True
+        except ClientError as problem:
+            if not is_conditional_failure(problem):
+                raise
+            return False
+    expression, names, values = _adding(added)
+    try:
+        _transact([
+            {"Update": {"Key": update["Key"], "UpdateExpression": update["UpdateExpression"],
+                        "ConditionExpression": update["ConditionExpression"],
+                        "ExpressionAttributeNames": update.get("ExpressionAttributeNames", {}),
+                        "ExpressionAttributeValues": update["ExpressionAttributeValues"]}},
+            {"Update": {"Key": key(tenant_id, request_id), "UpdateExpression": expression,
+                        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}])
+        return True
+    except ClientError as problem:
+        reasons = problem.response.get("CancellationReasons") or []
+        if problem.response["Error"]["Code"] == "TransactionCanceledException" and reasons and \
+                reasons[0].get("Code") == "ConditionalCheckFailed":
+            return False
+        raise
+
+
+def _transact(updates: list[dict]) -> None:
+    # The resource's client takes plain Python values (boto3 serializes them, as for the table).
+    items = []
+    for entry in updates:
+        update = dict(entry["Update"], TableName=table().name)
+        if not update.get("ExpressionAttributeNames"):
+            update.pop("ExpressionAttributeNames", None)
+        items.append({"Update": update})
+    table().meta.client.transact_write_items(TransactItems=items)
+
+
+def move(tenant_id: str, request_id: str, old: str, new: str) -> None:
+    """One message of a batch went from `old` to `new` (its conditional status write succeeded)."""
+    if not ids.is_batch(request_id) or old == new:
+        return
+    table().update_item(Key=key(tenant_id, request_id), UpdateExpression="ADD #o :minus, #n :one",
+                        ExpressionAttributeNames={"#o": _SHOWN + old, "#n": _SHOWN + new},
+                        ExpressionAttributeValues={":minus": -1, ":one": 1})
+
+
+def note_cancellation(tenant_id: str, request_id: str) -> None:
+    """A message of the batch was cancelled on its own (tuma.store.cancels): such messages are not
+    counted here, so the batch's progress is read from its messages from now on (rare)."""
+    if ids.is_batch(request_id):
+        table().update_item(Key=key(tenant_id, request_id), UpdateExpression="SET uncounted = :yes",
+                            ExpressionAttributeValues={":yes": True})
+
+
+def read(tenant_id: str, request_id: str) -> tuple[dict | None, dict | None]:
+    """The request item and the progress item: one BatchGetItem, strongly consistent."""
+    pk = message_pk(tenant_id, request_id)
+    answer = table().meta.client.batch_get_item(RequestItems={table().name: {
+        "Keys": [{"pk": pk, "sk": REQUEST_SK}, {"pk": pk, "sk": PROGRESS_SK}], "ConsistentRead": True}})
+    items = {item["sk"]: item for item in answer["Responses"].get(table().name, [])}
+    return items.get(REQUEST_SK), items.get(PROGRESS_SK)
+
+
+def usable(request: dict | None, item: dict | None) -> bool:
+    """Whether the counters tell the whole story: the request knows its sendable segments (it was
+    accepted since they were counted), and no cancellation bypassed them."""
+    return bool(request) and "segments" in request and not request.get("cancelled_at") \
+        and not (item or {}).get("uncounted")

@@ -1,0 +1,119 @@
+"""GET /v1/batches/{id} in O(1) (issue 12): the sender, the delivery reports and the expirer keep
+a batch's counters, exact under a redelivered job and a repeated report, and the route reads the
+same two items whatever the batch's size."""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+from test_costs_and_estimates import get, post, run_sender  # noqa: F401 (fixtures)
+from tuma.domain import reports
+from tuma.domain.reports import parse_report
+from tuma.store import table as table_module
+from tuma.store.reports import DynamoReportStore, expire_due
+from tuma.store.table import message_pk, recipient_sk
+
+
+@contextmanager
+def items_read():
+    """How many items DynamoDB returns to the handlers inside the block."""
+    read = Counter()
+
+    def count(parsed, model, **_):
+        if model.name in ("GetItem",):
+            read["items"] += int("Item" in parsed)
+        elif model.name == "BatchGetItem":
+            read["items"] += sum(len(found) for found in parsed.get("Responses", {}).values())
+        elif model.name in ("Query", "Scan"):
+            read["items"] += len(parsed.get("Items", []))
+
+    events = table_module.table().meta.client.meta.events
+    events.register("after-call.dynamodb", count)
+    try:
+        yield read
+    finally:
+        events.unregister("after-call.dynamodb", count)
+
+
+def bulk(post, n: int, provider: str = "sayasms") -> str:
+    code, body = post("/v1/messages/bulk", {"from": "SHOP", "provider": provider, "messages": [
+        {"to": f"07{12000000 + i}", "body": f"Hello {i}"} for i in range(n)]})
+    assert code == 202, body
+    return body["batch_id"]
+
+
+def view_from_every_message(get, aws, batch_id: str) -> dict:
+    """The same route answered the old way, from every message (a batch without counters)."""
+    aws.table.update_item(Key={"pk": message_pk("tenant-a", batch_id), "sk": "REQ"},
+                          UpdateExpression="REMOVE #g", ExpressionAttributeNames={"#g": "segments"})
+    return get(f"/v1/batches/{batch_id}")
+
+
+def test_the_batch_route_reads_the_same_two_items_whatever_the_batch_size(post, get, aws, functions, context,
+                                                                            simsaya, sim254):
+    from conftest import sqs_event
+
+    read_by_size = {}
+    for n in (3, 1100):
+        batch_id = bulk(post, n)
+        # One job per invocation: moto's TransactWriteItems is not safe beside concurrent writes.
+        for body in [m["Body"] for m in aws.receive(aws.queue_url)]:
+            assert functions("sender").handler(sqs_event([body]), context) == {"batchItemFailures": []}
+        with items_read() as read:
+            view = get(f"/v1/batches/{batch_id}")
+        assert view["counts"] == {"sent": n} and view["done"]
+        read_by_size[n] = read["items"]
+
+    assert read_by_size == {3: 2, 1100: 2}
+
+
+def test_the_counters_agree_with_the_messages_before_and_after_sending(post, get, run_sender, aws):
+    batch_id = bulk(post, 5, provider="254sms")
+    before = get(f"/v1/batches/{batch_id}")
+    assert before["counts"] == {"queued": 5} and before["estimated_cost"] == "KES 4.00"
+    run_sender()
+    counted = get(f"/v1/batches/{batch_id}")
+
+    assert counted == view_from_every_message(get, aws, batch_id)
+    assert counted["counts"] == {"sent": 5}
+    assert (counted["total_cost"], counted["estimated_cost"]) == ("KES 4.00", "KES 0.00")
+
+
+def test_a_redelivered_job_is_counted_once(post, get, aws, functions, context, simsaya, sim254):
+    from conftest import sqs_event
+
+    batch_id = bulk(post, 4)
+    bodies = [m["Body"] for m in aws.receive(aws.queue_url)]
+    sender = functions("sender")
+    for _ in range(3):  # the same SQS message delivered three times
+        assert sender.handler(sqs_event(bodies), context) == {"batchItemFailures": []}
+
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 4} and view["total_cost"] == "KES 3.60"
+
+
+def test_a_repeated_report_moves_the_counts_once_and_expiry_moves_the_rest(post, get, run_sender, aws):
+    batch_id = bulk(post, 3)
+    run_sender()
+    pk = message_pk("tenant-a", batch_id)
+    provider_id = aws.table.get_item(Key={"pk": pk, "sk": recipient_sk(1)})["Item"]["provider_message_id"]
+    delivered = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+    now = datetime.now(timezone.utc)
+
+    outcomes = [reports.receive(delivered, DynamoReportStore(), now) for _ in range(3)]
+    assert outcomes == ["applied", "duplicate", "duplicate"]
+    assert get(f"/v1/batches/{batch_id}")["counts"] == {"delivered": 1, "sent": 2}
+
+    expire_due(now + timedelta(hours=49), lambda: 60.0, timedelta(hours=48))
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"delivered": 1, "expired": 2}
+    assert view == view_from_every_message(get, aws, batch_id)
+
+
+def test_a_batch_accepted_before_the_counters_is_still_answered_from_its_messages(post, get, run_sender, aws):
+    batch_id = bulk(post, 2)
+    run_sender()
+    view = view_from_every_message(get, aws, batch_id)
+    assert view["counts"] == {"sent": 2}
