@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -117,10 +118,14 @@ class LocalStack:
             "sayasms/api_key": "sk_test_" + secrets.token_hex(16)}
         self.webhook_token = secrets.token_urlsafe(32)
         try:
+            # MiniStack unpacks code and layer (~84 MB) per execution environment and leaves those
+            # of workers it killed at their timeout: a temp folder of the stack's own, removed at stop,
+            # so that a long or loaded run cannot fill the disk.
+            self._tmp = Path(tempfile.mkdtemp(prefix="tuma-ministack-"))
             self._spawn("ministack", [str(MINISTACK_BIN)], {
                 "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ports.ministack), "LOG_LEVEL": "WARNING",
                 # Lambdas run with MiniStack's own interpreter: keep our venv's packages off their path.
-                "PYTHONPATH": ""})
+                "PYTHONPATH": "", "TMPDIR": str(self._tmp)})
             for name in ("254sms", "sayasms"):
                 self._spawn_simulator(name)
             _wait_for(f"{self.endpoint}/_ministack/health", 60, "MiniStack", self.processes[0])
@@ -172,6 +177,9 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.processes.clear()
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def __enter__(self) -> "LocalStack":
         return self.start()
