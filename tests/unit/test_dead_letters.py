@@ -139,6 +139,22 @@ def test_a_dead_senders_messages_become_unknown_never_failed(dead_letters, aws):
     assert {status_of(aws, request_id, i)["status"] for i in range(1, 5)} == {UNKNOWN}
 
 
+def test_a_producer_jobs_bad_numbers_are_rejected_when_the_consumer_takes_over_a_dead_sender(dead_letters, aws):
+    # The sibling of issue 9 item 7: the sender died in flight on its first attempt, before it
+    # recorded anything, so the takeover (here the DLQ consumer's) must record the rejections.
+    body = json.dumps({"version": 1, "tenant_id": "acme", "from": "TUMA", "body": "hi",
+                       "recipients": [{"number": "0712000001"}, {"number": "12345"}]})
+    job = parse_job(body, "dlq-10")
+    store = MessageStore()
+    store.register(job, datetime.now(UTC))
+    store.claim(job, datetime.now(UTC) - timedelta(minutes=5), timedelta(seconds=30))  # died in flight
+
+    assert dead_letters.run(dlq_record(body, "dlq-10")) == {"batchItemFailures": []}
+
+    assert status_of(aws, job.request_id, 1)["status"] == UNKNOWN
+    assert status_of(aws, job.request_id, 2)["status"] == REJECTED
+
+
 def test_a_malformed_job_stays_in_the_dlq_with_its_reason_and_is_logged(dead_letters, aws, monkeypatch):
     warnings = []
     monkeypatch.setattr(dead_letters.logger, "warning", lambda message, extra: warnings.append((message, extra)))

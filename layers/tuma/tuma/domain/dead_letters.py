@@ -13,25 +13,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tuma.domain.jobs import SendJob
-from tuma.domain.sending import BUSY, DIED_MID_CALL, DONE, JobBusy, JobReport, Outcome, SendStore
-from tuma.domain.status import FAILED, REJECTED, UNKNOWN
+from tuma.domain.sending import JobReport, Outcome, SendStore, claim_job
+from tuma.domain.status import FAILED
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 
 
 def end_job(job: SendJob, store: SendStore, clock: Callable[[], datetime], in_flight_grace: timedelta) -> JobReport:
     """The statuses recorded. Raises JobBusy while another invocation holds the job."""
-    if not job.from_api:
-        store.register(job, clock())
-    claim = store.claim(job, clock(), in_flight_grace)
-    if claim.state == BUSY:
-        raise JobBusy("another invocation is sending this job")
     report = JobReport()
-    if claim.state == DONE:
+    claimed = claim_job(job, store, clock, in_flight_grace)
+    if claimed is None:
         return report
-    outcomes = [(r, Outcome(UNKNOWN, job.provider, reason=DIED_MID_CALL)) for r in claim.orphaned]
-    if claim.first_attempt:
-        outcomes += [(r, Outcome(REJECTED, None, reason=r.problem)) for r in job.recipients if r.problem]
+    claim, outcomes = claimed
     outcomes += [(r, Outcome(FAILED, None, reason=RETRIES_EXHAUSTED)) for r in claim.to_send]
     store.record(job, claim, outcomes, clock())
     store.finish(job, claim, [], RETRIES_EXHAUSTED, clock())

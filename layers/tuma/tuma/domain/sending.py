@@ -110,21 +110,34 @@ class JobReport:
 CostEstimator = Callable[[str, str], str | None]
 
 
-def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Callable[[], datetime],
-             in_flight_grace: timedelta, estimate_cost: CostEstimator = lambda provider, body: None) -> JobReport:
-    """Raises ProviderUnavailable (some messages not taken by any provider: retry the job) or
-    JobBusy (retry later)."""
+def claim_job(job: SendJob, store: SendStore, clock: Callable[[], datetime], in_flight_grace: timedelta
+              ) -> tuple[Claim, list[tuple[JobRecipient, Outcome]]] | None:
+    """The job's claim and what it settles before any provider call: a dead invocation's messages
+    (unknown) and, on a first attempt or a takeover, the job's rejected numbers. None: the job is
+    done already. Raises JobBusy while another invocation holds it. Shared by the sender and the
+    dead-letter consumer, so that both settle a job alike."""
     if not job.from_api:
         store.register(job, clock())
     claim = store.claim(job, clock(), in_flight_grace)
     if claim.state == BUSY:
         raise JobBusy("another invocation is sending this job")
-    report = JobReport()
     if claim.state == DONE:
-        return report
+        return None
     outcomes = [(r, Outcome(UNKNOWN, job.provider, reason=DIED_MID_CALL)) for r in claim.orphaned]
     if claim.first_attempt or claim.taken_over:
         outcomes += [(r, Outcome(REJECTED, None, reason=r.problem)) for r in job.recipients if r.problem]
+    return claim, outcomes
+
+
+def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Callable[[], datetime],
+             in_flight_grace: timedelta, estimate_cost: CostEstimator = lambda provider, body: None) -> JobReport:
+    """Raises ProviderUnavailable (some messages not taken by any provider: retry the job) or
+    JobBusy (retry later)."""
+    report = JobReport()
+    claimed = claim_job(job, store, clock, in_flight_grace)
+    if claimed is None:
+        return report
+    claim, outcomes = claimed
     not_taken: list[Attempt] = []
     if claim.to_send:
         for attempt in dispatcher.send(job.sender, claim.to_send, job.provider):
