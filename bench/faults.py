@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "tuma")]
 
 from local.stack import TENANT, LocalStack, Ports, free_port  # noqa: E402
+from tuma.domain.sending import DIED_MID_CALL  # noqa: E402
 
 FAULT_MIX = {"status:503": 0.20, "hang": 0.05, "reset": 0.02, "drop": 0.02}
 REPORT_SHARES = {"duplicate": 0.10, "reorder": 0.10}
@@ -455,6 +456,10 @@ def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], call
                 counts["unknown_no_answer"] += 1
             elif "taken" in outcomes:
                 counts["unknown_answer_unrecorded"] += 1  # the sender died (killed, timed out) with the answer
+            elif not outcomes and run.kills and view.get("reason") == DIED_MID_CALL:
+                # Claimed by a sender we killed before it called: the takeover cannot tell "not yet
+                # called" from "called, answer lost", so it keeps at-most-once and says unknown.
+                counts["unknown_claimed_sender_killed"] += 1
             else:
                 tried = ", ".join(f"{s}:{o}" for s, o, _ in calls.get(accepted.key, [])) or "no provider call"
                 failures["unknown_untraced"].append(
@@ -599,6 +604,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
         "unknown": checked["statuses"].get("unknown", 0), "unknown_untraced": counts["unknown_untraced"],
         "unknown_no_answer": counts["unknown_no_answer"],
         "unknown_answer_unrecorded": counts["unknown_answer_unrecorded"],
+        "unknown_claimed_sender_killed": counts["unknown_claimed_sender_killed"],
         "sent_without_provider_call": len(checked["failures"]["sent_without_provider_call"]),
         "final_report_not_shown": counts["final_report_not_shown"],
         "statuses": dict(checked["statuses"]), "injected": injected(records, callbacks),
@@ -626,6 +632,7 @@ def table(result: dict) -> str:
         ("unknown, untraced", result["unknown_untraced"], "0", result["unknown_untraced"] == 0),
         ("unknown, no answer (hang/reset/drop)", result["unknown_no_answer"], "", ""),
         ("unknown, answered, sender died", result["unknown_answer_unrecorded"], "", ""),
+        ("unknown, claimed, sender killed before its call", result["unknown_claimed_sender_killed"], "", ""),
         ("sent without a provider call", result["sent_without_provider_call"], "0",
          result["sent_without_provider_call"] == 0),
         ("final report acknowledged, not shown", result["final_report_not_shown"], "0",

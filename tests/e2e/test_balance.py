@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from local.stack import STACK_NAME
 from tuma.domain.times import iso_millis
 from tuma.store.balances import balance_key
 
@@ -71,10 +72,14 @@ def emf_documents(stack, function_name: str, seconds: float = 20) -> list[dict]:
     logs = stack.client("logs")
     deadline = time.monotonic() + seconds
     while True:
-        try:
-            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function_name}")["events"]
-        except logs.exceptions.ResourceNotFoundException:
-            events = []
+        events = []
+        # The functions log to the stack's one group (Globals LoggingConfig); an emulator that
+        # ignores LoggingConfig writes to the function's own.
+        for group in (f"/aws/lambda/{STACK_NAME}", f"/aws/lambda/{function_name}"):
+            try:
+                events += logs.filter_log_events(logGroupName=group)["events"]
+            except logs.exceptions.ResourceNotFoundException:
+                pass
         documents = [json.loads(e["message"]) for e in events if e["message"].lstrip().startswith('{"_aws"')]
         if documents or time.monotonic() > deadline:
             return documents
