@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, utc
+from conftest import Clock, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, utc
 from tuma.domain.circuit import CLOSED, HALF_OPEN, OPEN, CircuitSettings
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import SendJob, parse_job
@@ -36,22 +36,13 @@ SAFARICOM, AIRTEL = "+254712345678", "+254733123456"
 SETTINGS = CircuitSettings(threshold=2, cooloff=timedelta(seconds=60), probe_grace=timedelta(seconds=30))
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += timedelta(**delta)
 
 
 class Gateway:
     """The sender's parts wired as in functions/sender: providers, policy, breaker, store."""
 
     def __init__(self, saya_url: str, sms254_url: str, rules: str = "", default: str = "sayasms"):
-        self.clock = Clock()
+        self.clock = Clock(T0)
         self.pauses: list[float] = []
         self.breaker = DynamoBreaker(SETTINGS)
         self.providers = {"sayasms": SayaSms(saya_url, SAYASMS_API_KEY),

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from conftest import REPO, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, sqs_event, utc
+from conftest import Clock, REPO, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, sqs_event, utc
 from tuma.domain.circuit import CircuitSettings, NoBreaker
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import JobRecipient, SendJob, parse_job
@@ -40,20 +40,11 @@ GRACE = timedelta(seconds=30)
 T0 = utc(2026, 12, 2, 9, 0, 0)
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 class RawServer:

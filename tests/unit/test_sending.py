@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, utc
+from conftest import Clock, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, utc
 from tuma.domain.circuit import NoBreaker
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import JobConflict, SendJob, parse_job
@@ -34,20 +34,11 @@ T0 = utc(2026, 3, 13, 14, 30, 0)
 NUMBERS = ["+254712345678", "+254722111222"]
 
 
-class Clock:
-    def __init__(self, now=T0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
