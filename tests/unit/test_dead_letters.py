@@ -217,6 +217,14 @@ def test_the_send_dlq_has_a_consumer_and_keeps_jobs_longer_than_the_send_queue(r
     assert dlq["VisibilityTimeout"] >= consumer["Timeout"]
 
 
+def test_the_consumers_sender_timeout_is_the_senders_timeout(resources):
+    """The consumer takes a claim over once it is older than the sender's Timeout: its copy of
+    that Timeout (template.yaml says why a copy) must be the sender's."""
+    sender = resources["SenderFunction"]["Properties"]
+    consumer = resources["DeadLettersFunction"]["Properties"]
+    assert consumer["Environment"]["Variables"]["SENDER_TIMEOUT_S"] == str(sender["Timeout"])
+
+
 @pytest.mark.parametrize("queue", ["SendDeadLetterQueue", "CallbackDeadLetterQueue"])
 def test_an_alarm_fires_on_any_message_waiting_in_either_dlq(resources, queue):
     watching = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"

@@ -26,7 +26,7 @@ from tuma.domain.jobs import JobRecipient, SendJob, parse_job
 from tuma.domain.providers import (
     NO_TIME, NOT_TAKEN, OutgoingMessage, ProviderAmbiguous, ProviderUnavailable)
 from tuma.domain.routing import policy_from
-from tuma.domain.sending import DIED_MID_CALL, send_job
+from tuma.domain.sending import CLOCK_MARGIN, DIED_MID_CALL, send_job
 from tuma.domain.status import DELIVERED, REJECTED, SENT, UNKNOWN
 from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
@@ -585,5 +585,5 @@ def test_the_sender_timeout_and_its_claim_grace_come_from_one_value_in_the_templ
     app = functions("sender")
     context.get_remaining_time_in_millis = lambda: 44_987  # a function whose Timeout is 45 s
     app.handler(sqs_event(["not a job"]), context)  # any batch: the handler reads the context first
-    assert app._grace["claim"] == timedelta(seconds=45 + app.CLOCK_MARGIN_S)
+    assert app._grace["claim"] == timedelta(seconds=45) + CLOCK_MARGIN
     assert app.BREAKER.settings.probe_grace == timedelta(seconds=45)

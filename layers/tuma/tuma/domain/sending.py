@@ -38,7 +38,15 @@ from tuma.domain.providers import NOT_TAKEN, ProviderUnavailable
 from tuma.domain.status import REJECTED, SENT, UNKNOWN
 
 DIED_MID_CALL = "an earlier attempt ended between the provider call and recording its answer"
+# Added to the sender's timeout before its claim is deemed dead: the clocks of two hosts may disagree.
+CLOCK_MARGIN = timedelta(seconds=5)
 CLAIMED, BUSY, DONE = "claimed", "busy", "done"
+
+
+def in_flight_grace(sender_timeout: timedelta) -> timedelta:
+    """How old a claim must be before another invocation may take it over: the sender's
+    timeout (it cannot still be running after it), and the clocks' margin."""
+    return sender_timeout + CLOCK_MARGIN
 
 
 class JobBusy(Exception):
