@@ -1,6 +1,7 @@
 """The sender's rule for one job: claim it, call the provider, record each message's outcome.
 
-No message is sent twice, and the cost of that guarantee is per job, not per message:
+No message is sent twice, and the cost of that guarantee is per job and per provider request,
+not per message:
 - A producer's job is registered as a request first; a job whose request id already names
   another job is refused (tuma.domain.jobs.JobConflict), never sent.
 - Before calling the provider the sender claims the job with one conditional write on its job
@@ -13,7 +14,7 @@ No message is sent twice, and the cost of that guarantee is per job, not per mes
   write guarded by its claim token (`mark_calling`): the cost is one write per request, not per
   message. If that write fails, the request is not made and its messages stay pending.
 - A claim still `in_flight` belongs to another invocation. Once older than `in_flight_grace` (the
-  function's timeout) that invocation cannot finish. Of its pending messages, those a request
+  function's timeout, and a clock margin) that invocation cannot finish. Of its pending messages, those a request
   named may have reached the provider with no answer recorded: they become `unknown` and are
   never resent automatically. Those no request named never left: the takeover sends them. (The
   token guard orders the two: a named request's write came before the takeover, which sees it; a
@@ -21,15 +22,15 @@ No message is sent twice, and the cost of that guarantee is per job, not per mes
 - The messages go through the routing policy's providers, failing over where the first
   definitively did not take them (tuma.domain.failover).
 - The answers are recorded (one item per message, where it moves the message forward), then the
-  claim is closed. A producer job's rejected numbers are recorded by its first claim, and again by
+  claim is closed, its named requests with it. A producer job's rejected numbers are recorded by its first claim, and again by
   any takeover (the dead first attempt may not have got that far)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from tuma.domain.failover import Attempt, Dispatcher
