@@ -14,13 +14,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from tuma import settings
 from tuma.domain.dead_letters import end_job
 from tuma.domain.jobs import MalformedJob, parse_job
+from tuma.domain.sending import in_flight_grace
 from tuma.observability import logger, metrics, tracer
 from tuma.store import dead_letters
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 store = dead_letters.DeadLetterStore()
 # A claim older than the sender's timeout belongs to an invocation that can no longer finish.
-IN_FLIGHT_GRACE = timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")))
+# SENDER_TIMEOUT_S is the sender's Timeout (template.yaml; a unit test holds the two equal).
+IN_FLIGHT_GRACE = in_flight_grace(timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S"))))
 
 
 class KeptForOperator(Exception):

@@ -17,7 +17,7 @@ from tuma import settings, suppressing
 from tuma.domain import costs
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import MalformedJob, parse_job
-from tuma.domain.sending import JobReport, send_job
+from tuma.domain.sending import JobReport, in_flight_grace, send_job
 from tuma.observability import NAMESPACE, loggable, logger, metrics, tracer
 from tuma.providers import timeouts
 from tuma.store import queue
@@ -29,10 +29,8 @@ processor = AsyncBatchProcessor(event_type=EventType.SQS)
 store = ReportingMessageStore(settings.expire_after())
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
 # The timeout is read from the Lambda context (what is left at the handler's start, rounded up:
-# the function's Timeout), so template.yaml sets it in one place; the margin covers the clocks of
-# two hosts disagreeing.
-CLOCK_MARGIN_S = 5
-_grace = {"claim": timedelta(seconds=int(settings.env("SENDER_TIMEOUT_S", "30")) + CLOCK_MARGIN_S)}
+# the function's Timeout), so template.yaml sets it in one place (tuma.domain.sending.in_flight_grace).
+_grace = {"claim": in_flight_grace(timedelta(seconds=30))}  # until the first handler call reads it
 RETRY_BASE_SECONDS = int(settings.env("RETRY_BASE_SECONDS", "20"))
 ROUTING = settings.routing_policy()  # read at cold start: bad rules fail loudly, before any job
 BREAKER = DynamoBreaker(settings.circuit_settings())
@@ -106,7 +104,7 @@ def handler(event, context):
     remaining_ms = context.get_remaining_time_in_millis()
     _deadline["at"] = time.monotonic() + remaining_ms / 1000
     timeout = function_timeout(remaining_ms)
-    _grace["claim"] = timeout + timedelta(seconds=CLOCK_MARGIN_S)
+    _grace["claim"] = in_flight_grace(timeout)
     BREAKER.settings = replace(BREAKER.settings, probe_grace=timeout)  # a probe's sender is gone after it
     return async_process_partial_response(event=event, record_handler=handle_job_async, processor=processor,
                                           context=context)

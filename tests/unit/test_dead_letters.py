@@ -128,20 +128,26 @@ def test_a_job_a_live_sender_holds_is_left_for_later(dead_letters, aws):
     assert status_of(aws, request_id, 1) is None
 
 
-def test_a_dead_senders_messages_become_unknown_never_failed(dead_letters, aws):
+def test_a_dead_senders_called_messages_become_unknown_and_its_never_called_ones_failed(dead_letters, aws):
+    """The sender died in flight after naming messages 1 and 2 in a provider call: those may have
+    gone out (unknown, never failed); 3 and 4 were never in a call, so no provider took them."""
     request_id = new_batch_id()
     body = api_job(request_id)
     job = parse_job(body, "sqs-1")
-    MessageStore().claim(job, datetime.now(UTC) - timedelta(minutes=5), timedelta(seconds=30))  # died in flight
+    store = MessageStore()
+    claim = store.claim(job, datetime.now(UTC) - timedelta(minutes=5), timedelta(seconds=30))
+    assert store.mark_calling(job, claim, job.recipients[:2])  # then it died in flight
 
     assert dead_letters.run(dlq_record(body)) == {"batchItemFailures": []}
 
-    assert {status_of(aws, request_id, i)["status"] for i in range(1, 5)} == {UNKNOWN}
+    assert [status_of(aws, request_id, i)["status"] for i in range(1, 5)] == [UNKNOWN, UNKNOWN, FAILED, FAILED]
+    assert status_of(aws, request_id, 3)["reason"] == "retries_exhausted"
 
 
 def test_a_producer_jobs_bad_numbers_are_rejected_when_the_consumer_takes_over_a_dead_sender(dead_letters, aws):
-    # The sibling of issue 9 item 7: the sender died in flight on its first attempt, before it
-    # recorded anything, so the takeover (here the DLQ consumer's) must record the rejections.
+    # The sibling of issue 9 item 7: the sender died in flight on its first attempt, before any
+    # call, so the takeover (here the DLQ consumer's) must record the rejections, and the number
+    # no call named is not taken (failed), not unknown.
     body = json.dumps({"version": 1, "tenant_id": "acme", "from": "TUMA", "body": "hi",
                        "recipients": [{"number": "0712000001"}, {"number": "12345"}]})
     job = parse_job(body, "dlq-10")
@@ -151,7 +157,7 @@ def test_a_producer_jobs_bad_numbers_are_rejected_when_the_consumer_takes_over_a
 
     assert dead_letters.run(dlq_record(body, "dlq-10")) == {"batchItemFailures": []}
 
-    assert status_of(aws, job.request_id, 1)["status"] == UNKNOWN
+    assert status_of(aws, job.request_id, 1)["status"] == FAILED
     assert status_of(aws, job.request_id, 2)["status"] == REJECTED
 
 
@@ -209,6 +215,14 @@ def test_the_send_dlq_has_a_consumer_and_keeps_jobs_longer_than_the_send_queue(r
     # A message moved to a DLQ keeps its first enqueue time: the DLQ must outlive the source's 4 days.
     assert dlq["MessageRetentionPeriod"] > send.get("MessageRetentionPeriod", 345_600)
     assert dlq["VisibilityTimeout"] >= consumer["Timeout"]
+
+
+def test_the_consumers_sender_timeout_is_the_senders_timeout(resources):
+    """The consumer takes a claim over once it is older than the sender's Timeout: its copy of
+    that Timeout (template.yaml says why a copy) must be the sender's."""
+    sender = resources["SenderFunction"]["Properties"]
+    consumer = resources["DeadLettersFunction"]["Properties"]
+    assert consumer["Environment"]["Variables"]["SENDER_TIMEOUT_S"] == str(sender["Timeout"])
 
 
 @pytest.mark.parametrize("queue", ["SendDeadLetterQueue", "CallbackDeadLetterQueue"])

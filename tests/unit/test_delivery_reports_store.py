@@ -142,6 +142,7 @@ def test_a_job_taken_over_links_messages_recorded_by_a_run_that_died_before_link
 
     plain = MessageStore()  # records without linking, and dies before closing its claim
     claim = plain.claim(JOB, NOW, GRACE)
+    assert plain.mark_calling(JOB, claim, JOB.recipients)  # then called SayaSMS
     plain.record(JOB, claim, [(JOB.recipients[0], sent(PID)), (JOB.recipients[1], sent("msg_SAYA_2"))], NOW)
     assert reports.receive(report("message.delivered"), DynamoReportStore(), NOW) == "parked"
 
@@ -156,7 +157,8 @@ def test_a_job_taken_over_links_messages_recorded_by_a_run_that_died_before_link
 
 def test_a_claim_held_by_a_live_invocation_is_busy_and_a_dead_ones_is_taken_over(table, sender):
     """The old item comes back from the conditional failure in DynamoDB's wire shape."""
-    sender.claim(JOB, NOW, GRACE)
+    dead = sender.claim(JOB, NOW, GRACE)
+    assert sender.mark_calling(JOB, dead, JOB.recipients)  # it called the provider, then died
 
     assert sender.claim(JOB, NOW + timedelta(seconds=10), GRACE).state == "busy"
     assert sender.claim(JOB, NOW + timedelta(minutes=5), GRACE).orphaned == list(JOB.recipients)

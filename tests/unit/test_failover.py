@@ -341,7 +341,7 @@ def test_no_call_starts_without_the_time_to_finish_it(aws, gateway, simsaya, sim
 
 
 def test_a_retry_or_failover_that_would_not_fit_waits_for_the_next_delivery(aws, gateway, simsaya, sim254):
-    left = iter([20.0, 10.0, 10.0])  # enough for the first call only
+    left = iter([20.0, 20.0, 10.0, 10.0])  # enough for the first call only (asked before and after its intent)
     gateway.dispatcher.time_left, gateway.dispatcher.call_budget_s = (lambda: next(left)), 16.0
     simsaya.faults({"status": 503})
 

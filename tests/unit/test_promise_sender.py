@@ -24,9 +24,9 @@ from tuma.domain.circuit import CircuitSettings, NoBreaker
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import JobRecipient, SendJob, parse_job
 from tuma.domain.providers import (
-    NOT_TAKEN, OutgoingMessage, ProviderAmbiguous, ProviderUnavailable)
+    NO_TIME, NOT_TAKEN, OutgoingMessage, ProviderAmbiguous, ProviderUnavailable)
 from tuma.domain.routing import policy_from
-from tuma.domain.sending import DIED_MID_CALL, send_job
+from tuma.domain.sending import CLOCK_MARGIN, DIED_MID_CALL, send_job
 from tuma.domain.status import DELIVERED, REJECTED, SENT, UNKNOWN
 from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
@@ -296,13 +296,184 @@ def test_a_producer_jobs_rejected_numbers_are_recorded_after_a_takeover(aws, sim
     job = producer_job("sayasms", [{"number": "12345"}, {"number": "0712345678"}], body="Hello")
     store = MessageStore()
     store.register(job, clock())
-    store.claim(job, clock(), GRACE)  # the first attempt dies right after its claim
+    store.claim(job, clock(), GRACE)  # the first attempt dies right after its claim, before any call
     clock.advance(seconds=31)
 
     send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)
-    assert statuses(aws, job) == [REJECTED, UNKNOWN]
-    assert item(aws, job, 2)["reason"] == DIED_MID_CALL
+    assert statuses(aws, job) == [REJECTED, SENT]  # never named in a call: the takeover sends it
+    assert len(simsaya.messages()) == 1
+
+
+# --- a sender killed before its provider call leaves nothing `unknown` ---------------------------
+# The kill is a BaseException raised where the invocation stops (as the Lambda runtime's SIGKILL
+# would stop it): nothing in the sender catches it, so nothing after it is written.
+
+
+class Killed(BaseException):
+    """The invocation is gone."""
+
+
+class Killer:
+    """Kills the invocation at the first `time_left()` (the check each provider request makes
+    first) once `when()` holds, and at every one after."""
+
+    def __init__(self, when=lambda: True):
+        self.when, self.fired = when, False
+
+    def time_left(self) -> float:
+        if self.fired or self.when():
+            self.fired = True
+            raise Killed
+        return 1_000.0
+
+
+def test_a_sender_killed_between_its_claim_and_its_first_call_leaves_the_takeover_to_send_it(
+        aws, simsaya, clock):
+    job = producer_job("sayasms", [{"number": "0712345678"}, {"number": "0722111222"}], body="Hello")
+    store = MessageStore()
+    with pytest.raises(Killed):
+        send_job(job, store, one_provider(saya(simsaya.url), clock, time_left=Killer().time_left), clock, GRACE)
     assert simsaya.requests() == []
+    clock.advance(seconds=31)
+
+    report = send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)
+
+    assert report.by_status == {SENT: 2}
+    assert statuses(aws, job) == [SENT, SENT]
+    assert sorted(m["to"] for m in simsaya.messages()) == ["+254712345678", "+254722111222"]  # each once
+
+
+def test_a_sender_killed_mid_call_leaves_only_that_calls_messages_unknown(aws, sim254, clock, monkeypatch):
+    """254sms, one call at a time: the call for A goes out and the sender dies before its answer;
+    B's call was never named, so the takeover sends B and says `unknown` only of A."""
+    from tuma.providers import sms254 as sms254_module
+
+    monkeypatch.setattr(sms254_module, "POOL_SIZE", 1)
+    killer = Killer(when=lambda: False)
+    real_post = Sms254._post
+
+    def post(self, path, fields):
+        real_post(self, path, fields)  # the request went out; its answer dies with the invocation
+        killer.fired = True
+        raise Killed
+
+    monkeypatch.setattr(Sms254, "_post", post)
+    job = producer_job("254sms", [{"number": "0712345678", "body": "A"}, {"number": "0722111222", "body": "B"}])
+    store = MessageStore()
+    with pytest.raises(Killed):
+        send_job(job, store, one_provider(sms254(sim254.url), clock, time_left=killer.time_left), clock, GRACE)
+    monkeypatch.setattr(Sms254, "_post", real_post)
+    clock.advance(seconds=31)
+
+    send_job(job, store, one_provider(sms254(sim254.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [UNKNOWN, SENT]
+    assert item(aws, job, 1)["reason"] == DIED_MID_CALL
+    assert sorted(call["body"]["message"] for call in sim254.answered()) == ["A", "B"]  # each once
+
+
+def test_a_sender_killed_between_two_254sms_rounds_leaves_the_first_round_unknown_and_the_second_sent(
+        aws, sim254, clock, monkeypatch):
+    from tuma.providers import sms254 as sms254_module
+
+    monkeypatch.setattr(sms254_module, "POOL_SIZE", 2)
+    bodies = ["A", "B", "C", "D"]
+    started, both_started = [0], threading.Barrier(2, timeout=10)
+    real_post = Sms254._post
+
+    def post(self, path, fields):
+        started[0] += 1
+        if started[0] <= 2:
+            both_started.wait()  # the first round's two calls are both under way before either ends
+        return real_post(self, path, fields)
+
+    monkeypatch.setattr(Sms254, "_post", post)
+    job = producer_job("254sms", [{"number": f"07120000{i:02d}", "body": b} for i, b in enumerate(bodies)])
+    store = MessageStore()
+    killer = Killer(when=lambda: started[0] >= 2)  # answered, then killed before the second round
+    with pytest.raises(Killed):
+        send_job(job, store, one_provider(sms254(sim254.url), clock, time_left=killer.time_left), clock, GRACE)
+    assert sorted(call["body"]["message"] for call in sim254.answered()) == ["A", "B"]
+    clock.advance(seconds=31)
+
+    send_job(job, store, one_provider(sms254(sim254.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [UNKNOWN, UNKNOWN, SENT, SENT]  # A, B answered but never recorded
+    assert sorted(call["body"]["message"] for call in sim254.answered()) == bodies  # each once
+
+
+def test_an_intent_write_whose_answer_was_lost_is_done_and_the_call_goes_out(aws, sim254, clock, monkeypatch):
+    """botocore retries the intent write after a lost answer: ADD to a set finds it done, the
+    condition still holds, the call is made. The sender then dies before B's call: A (named) is
+    unknown, B (never named) is sent by the takeover."""
+    from tuma.providers import sms254 as sms254_module
+
+    monkeypatch.setattr(sms254_module, "POOL_SIZE", 1)
+    table = table_module.table()
+    real_update, intents = table.update_item, []
+
+    def lost_answer(**kwargs):
+        if kwargs.get("UpdateExpression", "").startswith("ADD"):
+            intents.append(kwargs["ExpressionAttributeValues"][":indices"])
+            real_update(**kwargs)  # written, but the answer never came back: botocore sends it again
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(table, "update_item", lost_answer)
+    answered = []
+    real_post = Sms254._post
+
+    def post(self, path, fields):
+        answered.append(real_post(self, path, fields))
+        return answered[-1]
+
+    monkeypatch.setattr(Sms254, "_post", post)
+    job = producer_job("254sms", [{"number": "0712345678", "body": "A"}, {"number": "0722111222", "body": "B"}])
+    store = MessageStore()
+    killer = Killer(when=lambda: len(answered) == 1)
+    with pytest.raises(Killed):
+        send_job(job, store, one_provider(sms254(sim254.url), clock, time_left=killer.time_left), clock, GRACE)
+    assert intents == [{1}] and answered[0]["statusCode"] == 101
+    monkeypatch.setattr(table, "update_item", real_update)
+    clock.advance(seconds=31)
+
+    send_job(job, store, one_provider(sms254(sim254.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [UNKNOWN, SENT]
+    assert sorted(call["body"]["message"] for call in sim254.answered()) == ["A", "B"]
+
+
+def test_a_message_refused_by_an_earlier_attempt_is_sent_when_a_later_attempt_dies_before_calling(
+        aws, simsaya, clock):
+    """Attempt 1 names the message, SayaSMS answers 503 (not taken) and the claim closes `retry`;
+    attempt 2 dies right after its claim; the takeover must not read attempt 1's call as its."""
+    job = producer_job("sayasms", [{"number": "0712345678"}], body="Hello")
+    store = MessageStore()
+    simsaya.faults({"status": 503, "count": 1})
+    with pytest.raises(ProviderUnavailable):
+        send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)
+    store.claim(job, clock(), GRACE)  # attempt 2 dies before any call
+    clock.advance(seconds=31)
+
+    send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [SENT]
+    assert len(simsaya.messages()) == 1
+
+
+def test_an_invocation_whose_claim_was_taken_over_makes_no_more_calls(aws, simsaya, clock):
+    """The intent write is guarded by the claim token: a slow holder whose claim went stale and
+    was taken over cannot name (so cannot send) what the new holder now sends."""
+    job = producer_job("sayasms", [{"number": "0712345678"}], body="Hello")
+    store = MessageStore()
+    stale = store.claim(job, clock(), GRACE)
+    clock.advance(seconds=31)
+    send_job(job, store, one_provider(saya(simsaya.url), clock), clock, GRACE)  # the takeover sends it
+
+    attempts = one_provider(saya(simsaya.url), clock).send(
+        job.sender, stale.to_send, job.provider, lambda recipients: store.mark_calling(job, stale, recipients))
+
+    assert [(a.answer.status, a.answer.error_code) for a in attempts] == [(NOT_TAKEN, NO_TIME)]
+    assert len(simsaya.messages()) == 1
 
 
 # --- 11. every provider-call outcome is classified ----------------------------------------------
@@ -414,5 +585,5 @@ def test_the_sender_timeout_and_its_claim_grace_come_from_one_value_in_the_templ
     app = functions("sender")
     context.get_remaining_time_in_millis = lambda: 44_987  # a function whose Timeout is 45 s
     app.handler(sqs_event(["not a job"]), context)  # any batch: the handler reads the context first
-    assert app._grace["claim"] == timedelta(seconds=45 + app.CLOCK_MARGIN_S)
+    assert app._grace["claim"] == timedelta(seconds=45) + CLOCK_MARGIN
     assert app.BREAKER.settings.probe_grace == timedelta(seconds=45)

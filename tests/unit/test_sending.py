@@ -344,9 +344,11 @@ def test_a_hang_makes_the_recipients_unknown_and_they_are_never_resent(aws, stor
 def test_a_stale_in_flight_job_makes_its_messages_unknown_without_a_provider_call(aws, store, setup, clock):
     provider, sim, provider_adapter = setup
     job = make_job(provider)
-    # An invocation claimed the job, maybe called the provider, then died before recording anything.
+    # An invocation claimed the job, named its messages in a provider call (so maybe sent them),
+    # then died before recording anything.
     dead = store.claim(job, clock(), GRACE)
     assert dead.state == "claimed" and dead.to_send == list(job.recipients)
+    assert store.mark_calling(job, dead, dead.to_send)
 
     clock.advance(seconds=GRACE.total_seconds() + 1)
     report = send_job(job, store, via(provider_adapter, clock), clock, GRACE)
@@ -370,6 +372,7 @@ def test_what_a_dead_invocation_recorded_is_kept_the_rest_is_unknown(aws, store,
     provider, sim, provider_adapter = setup
     job = make_job(provider)
     dead = store.claim(job, clock(), GRACE)
+    assert store.mark_calling(job, dead, dead.to_send)
     store.record(job, dead, [(job.recipients[0], Outcome(SENT, provider, provider_message_id="p-1"))], clock())
 
     clock.advance(seconds=GRACE.total_seconds() + 1)
@@ -403,9 +406,10 @@ def test_a_stale_retry_attempt_makes_only_its_pending_messages_unknown(aws, stor
         send_job(job, store, via(provider_adapter, clock), clock, GRACE)
     pending = [int(i) for i in job_item(aws, job)["pending"]]
     assert len(pending) == 1
-    # The retry's invocation claims the job and dies.
+    # The retry's invocation claims the job, calls the provider and dies.
     clock.advance(seconds=60)
-    store.claim(job, clock(), GRACE)
+    retry = store.claim(job, clock(), GRACE)
+    assert store.mark_calling(job, retry, retry.to_send)
     clock.advance(seconds=GRACE.total_seconds() + 1)
 
     assert send_job(job, store, via(provider_adapter, clock), clock, GRACE).by_status == {"unknown": 1}

@@ -4,8 +4,9 @@ messages no provider took end `failed` with reason `retries_exhausted`, so none 
 It goes through the job's claim exactly as the sender does (tuma.domain.sending), so it can
 never race a sender still holding the job, and nothing already recorded changes: a message
 sent, unknown, cancelled or final keeps its status. A claim left `in_flight` by a dead
-invocation makes its messages `unknown`, as the sender's takeover would (the provider may have
-them). Once done the job is `done`: a later redrive of the same job sends nothing."""
+invocation makes `unknown` the messages it named in a provider request, as the sender's takeover
+would (the provider may have them); those it never named end `failed` like the rest. Once done
+the job is `done`: a later redrive of the same job sends nothing."""
 
 from __future__ import annotations
 

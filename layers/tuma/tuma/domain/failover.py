@@ -6,7 +6,11 @@ messages it definitively did not take (refused connection, 429/503 past those re
 errors) go to the next provider in the chain. A message the provider may have taken (no answer,
 `unknown`) never goes to another: it could arrive twice. Every call's health feeds the breaker:
 any failure of the call as a whole (not taken, no usable answer, an account refusal) counts
-against it; a call cut short for time does not count at all."""
+against it; a call cut short for time does not count at all.
+
+Before each HTTP request a provider makes, `before_call` is given the messages it carries (the
+sender records them on the job: tuma.domain.sending); when it says no, or there is no time left
+for the call, the request is not made and its messages stay not taken."""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from tuma.domain.status import FAILED, SENT, UNKNOWN
 
 RETRY_PAUSES_S = (0.25, 1.0)  # a 429/503 is retried after these pauses before the next provider
 CIRCUIT_OPEN = "circuit_open"  # not called: its circuit is open (NO_TIME: no time was left)
+# Told the messages of each provider request before it is made; False: do not make it.
+BeforeCall = Callable[[list[JobRecipient]], bool]
 
 
 @dataclass(frozen=True)
@@ -51,20 +57,23 @@ class Dispatcher:
         # read, and recording the answer).
         self.time_left, self.call_budget_s = time_left, call_budget_s
 
-    def send(self, sender: str, recipients: list[JobRecipient], pinned: str | None) -> list[Attempt]:
+    def send(self, sender: str, recipients: list[JobRecipient], pinned: str | None,
+             before_call: BeforeCall = lambda recipients: True) -> list[Attempt]:
         """One Attempt per recipient, in order. Recipients with the same chain go in one call."""
         by_chain: dict[tuple[str, ...], list[JobRecipient]] = {}
         for recipient in recipients:
             by_chain.setdefault(self.policy.chain(recipient.number, pinned), []).append(recipient)
         if len(by_chain) == 1:
-            groups = [self._through(sender, recipients, next(iter(by_chain)))]
+            groups = [self._through(sender, recipients, next(iter(by_chain)), before_call)]
         else:  # e.g. Safaricom numbers through one provider, Airtel through the other: at once
             with ThreadPoolExecutor(len(by_chain)) as pool:
-                groups = list(pool.map(lambda item: self._through(sender, item[1], item[0]), by_chain.items()))
+                groups = list(pool.map(lambda item: self._through(sender, item[1], item[0], before_call),
+                                       by_chain.items()))
         attempts = {a.recipient.index: a for group in groups for a in group}
         return [attempts[r.index] for r in recipients]
 
-    def _through(self, sender: str, recipients: list[JobRecipient], chain: tuple[str, ...]) -> list[Attempt]:
+    def _through(self, sender: str, recipients: list[JobRecipient], chain: tuple[str, ...],
+                 before_call: BeforeCall) -> list[Attempt]:
         settled: list[Attempt] = []
         remaining = recipients
         last: dict[int, tuple[str | None, RecipientOutcome]] = {}  # the latest answer of a message not yet sent
@@ -77,7 +86,7 @@ class Dispatcher:
             if not gate.allowed:
                 answers = [RecipientOutcome(NOT_TAKEN, error_code=CIRCUIT_OPEN, reason="circuit open")] * len(remaining)
             else:
-                answers = self._call(self.providers[name], sender, remaining)
+                answers = self._call(self.providers[name], sender, remaining, before_call)
                 tried = [a for a in answers if a.error_code != NO_TIME]
                 if tried:
                     self.breaker.record(name, gate, _healthy(tried), self.clock())
@@ -103,33 +112,41 @@ class Dispatcher:
             settled.append(Attempt(recipient, called, answer))
         return settled
 
-    def _call(self, provider: Provider, sender: str, recipients: list[JobRecipient]) -> list[RecipientOutcome]:
+    def _call(self, provider: Provider, sender: str, recipients: list[JobRecipient],
+              before_call: BeforeCall) -> list[RecipientOutcome]:
         """The provider's answers, with 429/503 retried at once after each of `retry_pauses`. No
         call starts without `call_budget_s` left in the invocation: a call cut off by the
-        function's timeout would leave its messages `unknown`; not called, they are retried."""
-        if not self._may_call():
-            return [_NO_TIME] * len(recipients)
-        answers = _call_once(provider, sender, recipients, self._may_call)
+        function's timeout would leave its messages `unknown`; not called, they are retried.
+        The provider asks (`may_call`) before each of its requests."""
+        answers = _call_once(provider, sender, recipients, self._may_call(recipients, before_call))
         for pause in self.retry_pauses:
             again = [i for i, a in enumerate(answers) if a.status == NOT_TAKEN and a.transient]
             if not again or self.time_left() < pause + self.call_budget_s:
                 break
             self.pause(pause)
-            for i, answer in zip(again, _call_once(provider, sender, [recipients[i] for i in again], self._may_call)):
+            retried = [recipients[i] for i in again]
+            for i, answer in zip(again, _call_once(provider, sender, retried, self._may_call(retried, before_call))):
                 answers[i] = answer
         return answers
 
-    def _may_call(self) -> bool:
-        """Whether one more provider call fits in what is left of the invocation. A provider that
-        makes several calls per send (254sms: one per distinct body) asks before each."""
-        return self.time_left() >= self.call_budget_s
-
-
-_NO_TIME = RecipientOutcome(NOT_TAKEN, error_code=NO_TIME, reason="no time left in this invocation")
+    def _may_call(self, recipients: list[JobRecipient], before_call: BeforeCall) -> Callable[[list[int]], bool]:
+        """What a provider asks before each of its HTTP requests, naming the messages it carries
+        by their place in `recipients`: whether the request fits in what is left of the
+        invocation, and whether `before_call` lets it go. The time is asked again after
+        `before_call`, which writes: the request must still fit when it starts."""
+        def may_call(positions: list[int]) -> bool:
+            if self.time_left() < self.call_budget_s:
+                return False
+            try:
+                allowed = before_call([recipients[p] for p in positions])
+            except Exception:  # noqa: BLE001 - whatever stopped the record, the request is not made
+                return False
+            return allowed and self.time_left() >= self.call_budget_s
+        return may_call
 
 
 def _call_once(provider: Provider, sender: str, recipients: list[JobRecipient],
-               may_call: Callable[[], bool]) -> list[RecipientOutcome]:
+               may_call: Callable[[list[int]], bool]) -> list[RecipientOutcome]:
     try:
         answers = provider.send(sender, [OutgoingMessage(r.number, r.body) for r in recipients], may_call)
     except ProviderError as problem:

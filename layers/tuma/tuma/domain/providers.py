@@ -76,6 +76,11 @@ class RecipientOutcome:
         return self.status == NOT_TAKEN or self.account_problem
 
 
+# A request the provider did not make because `may_call` said no: nothing went out.
+NOT_CALLED = RecipientOutcome(NOT_TAKEN, error_code=NO_TIME,
+                              reason="not called: no time left in this invocation, or the job's claim was lost")
+
+
 @dataclass(frozen=True)
 class Balance:
     provider: str
@@ -87,10 +92,11 @@ class Provider(Protocol):
     name: str
 
     def send(self, sender: str, messages: list[OutgoingMessage],
-             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
+             may_call: Callable[[list[int]], bool] = lambda positions: True) -> list[RecipientOutcome]:
         """Send `messages`; one outcome per message, in order. A failure of the whole call may
-        also be raised as a ProviderError. A provider that needs several HTTP calls asks
-        `may_call()` before each; a call it may not make leaves its messages not_taken (NO_TIME)."""
+        also be raised as a ProviderError. Before each HTTP request it asks `may_call` with the
+        positions (in `messages`) of the messages the request carries; a request it may not make
+        leaves its messages NOT_CALLED."""
 
     def balance(self) -> dict:
         """The provider's balance fields; raises ProviderError when it cannot be had."""

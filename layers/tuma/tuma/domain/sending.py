@@ -1,6 +1,7 @@
 """The sender's rule for one job: claim it, call the provider, record each message's outcome.
 
-No message is sent twice, and the cost of that guarantee is per job, not per message:
+No message is sent twice, and the cost of that guarantee is per job and per provider request,
+not per message:
 - A producer's job is registered as a request first; a job whose request id already names
   another job is refused (tuma.domain.jobs.JobConflict), never sent.
 - Before calling the provider the sender claims the job with one conditional write on its job
@@ -8,14 +9,20 @@ No message is sent twice, and the cost of that guarantee is per job, not per mes
   last attempt left messages the provider certainly did not take (`retry`: only those are sent
   again). A job already `done` is skipped, so a redelivery sends nothing twice. A claim write
   whose answer was lost (the retried write finds the job holding our own token) is ours.
+- Before each provider request (each SayaSMS call, each 254sms call of each round, each retry or
+  failover call) the sender names the request's messages on the job item, with one conditional
+  write guarded by its claim token (`mark_calling`): the cost is one write per request, not per
+  message. If that write fails, the request is not made and its messages stay pending.
 - A claim still `in_flight` belongs to another invocation. Once older than `in_flight_grace` (the
-  function's timeout) that invocation cannot finish: it died between the provider call and
-  recording the answers, so the provider may have its messages. They become `unknown` and are
-  never resent automatically.
+  function's timeout, and a clock margin) that invocation cannot finish. Of its pending messages, those a request
+  named may have reached the provider with no answer recorded: they become `unknown` and are
+  never resent automatically. Those no request named never left: the takeover sends them. (The
+  token guard orders the two: a named request's write came before the takeover, which sees it; a
+  write after the takeover fails, so that request is never made.)
 - The messages go through the routing policy's providers, failing over where the first
   definitively did not take them (tuma.domain.failover).
 - The answers are recorded (one item per message, where it moves the message forward), then the
-  claim is closed. A producer job's rejected numbers are recorded by its first claim, and again by
+  claim is closed, its named requests with it. A producer job's rejected numbers are recorded by its first claim, and again by
   any takeover (the dead first attempt may not have got that far)."""
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from tuma.domain.failover import Attempt, Dispatcher
@@ -31,7 +39,15 @@ from tuma.domain.providers import NOT_TAKEN, ProviderUnavailable
 from tuma.domain.status import REJECTED, SENT, UNKNOWN
 
 DIED_MID_CALL = "an earlier attempt ended between the provider call and recording its answer"
+# Added to the sender's timeout before its claim is deemed dead: the clocks of two hosts may disagree.
+CLOCK_MARGIN = timedelta(seconds=5)
 CLAIMED, BUSY, DONE = "claimed", "busy", "done"
+
+
+def in_flight_grace(sender_timeout: timedelta) -> timedelta:
+    """How old a claim must be before another invocation may take it over: the sender's
+    timeout (it cannot still be running after it), and the clocks' margin."""
+    return sender_timeout + CLOCK_MARGIN
 
 
 class JobBusy(Exception):
@@ -66,7 +82,8 @@ class Claim:
     state: str  # claimed | busy | done
     token: str = ""
     to_send: list[JobRecipient] = field(default_factory=list)
-    # Messages a dead invocation may have sent: to record as unknown, never to send.
+    # Messages a dead invocation named in a provider request and left unrecorded: may have been
+    # sent, so to record as unknown, never to send.
     orphaned: list[JobRecipient] = field(default_factory=list)
     first_attempt: bool = False
     taken_over: bool = False  # the claim took over from an invocation that died in flight
@@ -78,6 +95,10 @@ class SendStore(Protocol):
         """Store a producer's job as a request, once, so that its messages can be looked up."""
 
     def claim(self, job: SendJob, now: datetime, in_flight_grace: timedelta) -> Claim: ...
+
+    def mark_calling(self, job: SendJob, claim: Claim, recipients: list[JobRecipient]) -> bool:
+        """Name the messages of the provider request about to be made while `claim` holds the
+        job; False (the request must not be made) when it does not, or the write failed."""
 
     def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
         """Store each message's outcome."""
@@ -112,8 +133,8 @@ CostEstimator = Callable[[str, str], str | None]
 
 def claim_job(job: SendJob, store: SendStore, clock: Callable[[], datetime], in_flight_grace: timedelta
               ) -> tuple[Claim, list[tuple[JobRecipient, Outcome]]] | None:
-    """The job's claim and what it settles before any provider call: a dead invocation's messages
-    (unknown) and, on a first attempt or a takeover, the job's rejected numbers. None: the job is
+    """The job's claim and what it settles before any provider call: a dead invocation's named
+    messages (unknown) and, on a first attempt or a takeover, the job's rejected numbers. None: the job is
     done already. Raises JobBusy while another invocation holds it. Shared by the sender and the
     dead-letter consumer, so that both settle a job alike."""
     if not job.from_api:
@@ -140,7 +161,8 @@ def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Call
     claim, outcomes = claimed
     not_taken: list[Attempt] = []
     if claim.to_send:
-        for attempt in dispatcher.send(job.sender, claim.to_send, job.provider):
+        before_call = partial(store.mark_calling, job, claim)
+        for attempt in dispatcher.send(job.sender, claim.to_send, job.provider, before_call):
             if attempt.answer.status == NOT_TAKEN:
                 not_taken.append(attempt)
             else:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tuma.domain.providers import OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome
+from tuma.domain.providers import (
+    NOT_CALLED, OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome)
 from tuma.domain.costs import amount
 from tuma.domain.segments import kes
 from tuma.domain.status import FAILED, SENT, UNKNOWN
@@ -34,8 +35,10 @@ class SayaSms:
     name: str = NAME
 
     def send(self, sender: str, messages: list[OutgoingMessage],
-             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
-        # One call whatever the messages: the dispatcher has checked the time for it.
+             may_call: Callable[[list[int]], bool] = lambda positions: True) -> list[RecipientOutcome]:
+        # One call whatever the messages, asked for once.
+        if not may_call(list(range(len(messages)))):
+            return [NOT_CALLED] * len(messages)
         bodies = {m.body for m in messages}
         if len(bodies) == 1:
             payload = {"to": [m.number for m in messages], "from": sender, "body": bodies.pop()}

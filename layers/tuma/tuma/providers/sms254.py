@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tuma.domain.providers import (
-    NO_TIME, NOT_TAKEN, OutgoingMessage, ProviderAccountProblem, ProviderAmbiguous, ProviderError, ProviderRejected,
+    NOT_CALLED, OutgoingMessage, ProviderAccountProblem, ProviderAmbiguous, ProviderError, ProviderRejected,
     RecipientOutcome, outcomes_of_failed_call, outcomes_of_unexpected)
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import POOL_SIZE, call, json_body
@@ -41,12 +41,12 @@ class Sms254:
     name: str = NAME
 
     def send(self, sender: str, messages: list[OutgoingMessage],
-             may_call: Callable[[], bool] = lambda: True) -> list[RecipientOutcome]:
+             may_call: Callable[[list[int]], bool] = lambda positions: True) -> list[RecipientOutcome]:
         """One comma-list call per distinct body (and per MAX_NUMBERS_PER_CALL numbers), the calls
         made concurrently, POOL_SIZE at a time: personalised bodies take ceil(bodies / POOL_SIZE)
-        rounds, so each call asks `may_call()` before it starts; a call it may not make leaves
-        its messages not taken, for the job's next delivery. A call that fails, however it
-        fails, fails only its own messages."""
+        rounds, so each call asks `may_call(its messages' positions)` just before it starts; a
+        call it may not make leaves its messages not taken, for the job's next delivery. A call
+        that fails, however it fails, fails only its own messages."""
         positions: dict[str, list[int]] = defaultdict(list)
         for position, message in enumerate(messages):
             positions[message.body].append(position)
@@ -55,7 +55,8 @@ class Sms254:
         outcomes: list[RecipientOutcome | None] = [None] * len(messages)
         with ThreadPoolExecutor(min(len(calls), POOL_SIZE) or 1) as pool:
             answers = pool.map(
-                lambda c: self._send_one_body(sender, c[0], [messages[i].number for i in c[1]], may_call), calls)
+                lambda c: self._send_one_body(sender, c[0], [messages[i].number for i in c[1]],
+                                              lambda: may_call(c[1])), calls)
             for (_, group), answer in zip(calls, answers):
                 for position, outcome in zip(group, answer):
                     outcomes[position] = outcome
@@ -64,8 +65,7 @@ class Sms254:
     def _send_one_body(self, sender: str, body: str, numbers: list[str],
                        may_call: Callable[[], bool]) -> list[RecipientOutcome]:
         if not may_call():
-            return [RecipientOutcome(NOT_TAKEN, error_code=NO_TIME, reason="no time left in this invocation")] * \
-                len(numbers)
+            return [NOT_CALLED] * len(numbers)
         digits = [n.lstrip("+") for n in numbers]
         try:
             answer = self._post("/sendsms", {"sender_id": sender, "phone": ",".join(digits), "message": body})

@@ -1,5 +1,5 @@
-"""The sender's writes: a producer's job registered as a request, the job's claim, and each
-message's outcome.
+"""The sender's writes: a producer's job registered as a request, the job's claim, the messages
+each provider call is about to carry (`called` on the job item), and each message's outcome.
 
 At-most-once sending rests on the job's conditional claim (see tuma.domain.sending), keyed on the
 job's identity (tuma.domain.jobs.SendJob.identity). A message's outcome is still written only
@@ -14,7 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tuma.domain.ids import chunk_start
 from tuma.domain.jobs import JobConflict, JobRecipient, SendJob
@@ -105,11 +105,33 @@ class MessageStore:
         cancelled = {int(i) for i in item.get("cancelled", ())}
         by_index = {r.index: r for r in job.sendable if r.index not in cancelled}
         pending = [by_index[int(i)] for i in item.get("pending", []) if int(i) in by_index]
-        if claim.taken_over:
-            claim.orphaned = pending
-        else:
-            claim.to_send = pending
+        # `called` is the dead holder's: our claim has named nothing yet, and a closed claim leaves none.
+        called = {int(i) for i in item.get("called", ())} if claim.taken_over else set()
+        claim.orphaned = [r for r in pending if r.index in called]
+        claim.to_send = [r for r in pending if r.index not in called]
         return claim
+
+    def mark_calling(self, job: SendJob, claim: Claim, recipients: list[JobRecipient]) -> bool:
+        """Name the messages of the provider call about to be made, on the job item, while the
+        claim is ours: one conditional write per call. ADD to a set is idempotent, so a write
+        that botocore retries after a lost answer finds it done and succeeds again."""
+        try:
+            table().update_item(
+                Key=_job_key(job), UpdateExpression="ADD #called :indices", ConditionExpression="claim_token = :token",
+                ExpressionAttributeNames={"#called": "called"},  # a reserved word
+                ExpressionAttributeValues={":indices": {r.index for r in recipients}, ":token": claim.token})
+        except ClientError as problem:
+            if is_conditional_failure(problem):
+                logger.warning("claim taken over: no more provider calls", extra={"message_id": job.request_id})
+            else:
+                logger.warning("intent not recorded: the call is not made", extra={
+                    "message_id": job.request_id, "reason": problem.response["Error"]["Code"]})
+            return False
+        except BotoCoreError as problem:  # no answer from DynamoDB at all: not recorded, so not called
+            logger.warning("intent not recorded: the call is not made", extra={
+                "message_id": job.request_id, "reason": type(problem).__name__})
+            return False
+        return True
 
     def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
         """Each message's outcome, where it moves the message forward (see the module's note). An
@@ -136,9 +158,11 @@ class MessageStore:
         # claim was taken over as stale, nothing is written: its new holder records these as unknown.
         progress.close_claim(dict(
             Key=_job_key(job),
-            UpdateExpression="SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason",
+            # The claim's named calls go with it: a later claim finds `called` only after a holder died.
+            UpdateExpression=("SET #state = :state, pending = :pending, finished_at = :now, last_reason = :reason "
+                              "REMOVE #called"),
             ConditionExpression="claim_token = :token",
-            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeNames={"#state": "state", "#called": "called"},
             ExpressionAttributeValues={":state": RETRY if not_taken else FINISHED,
                                        ":pending": [r.index for r in not_taken], ":now": now.isoformat(),
                                        ":reason": reason, ":token": claim.token}),
