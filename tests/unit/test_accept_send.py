@@ -243,8 +243,10 @@ def test_the_body_limit_counts_segments_not_characters():
 
 
 def test_a_body_of_919_characters_is_refused_naming_the_limit():
-    problem = refused(request(body="a" * 919))  # the declared maxLength (send_job.v1.json), before segments
-    assert problem.details == [{"field": "body", "reason": "must be at most 918 characters"}]
+    problem = refused(request(body="a" * 919))
+    assert problem.details == [{"field": "body", "reason": (
+        "is 7 segments (GSM-7, 919 characters); at most 6 segments are allowed "
+        "(918 GSM-7 characters, or 402 UCS-2 units)")}]
 
 
 def test_extension_characters_count_twice_towards_the_limit():

@@ -112,7 +112,7 @@ def test_bad_entries_are_rejected_by_index_and_the_rest_accepted():
     assert response["rejected"] == [
         {"index": 1, "to": "+254202222222", "reason": "number is not a mobile number"},
         {"index": 2, "to": "+254722111222", "reason": "body must be a non-empty string"},
-        {"index": 3, "to": "+254733123456", "reason": "body must be at most 918 characters"},  # the declared bound
+        {"index": 3, "to": "+254733123456", "reason": f"body is 7 segments (GSM-7, 919 characters); {LIMIT}"},
         {"index": 4, "to": "(none)", "reason": "must be an object"},
         {"index": 5, "to": "+254712345678", "reason": "unknown field(s): priority"},
         {"index": 6, "to": "+254712345678", "reason": "duplicate of message 1"},

@@ -110,6 +110,9 @@ def _refuse_too_many(name: str, items: object) -> None:
 def _entry_parts(items_field: str, item: object, template: list | None) -> tuple[object, str | None, str | None]:
     """(number as given, body, problem) of one entry: its declared shape, then its body."""
     shape = contract.entry_problem(SCHEMA, items_field, item)
+    if shape and template is None and shape[0]["field"] == "body" and isinstance(item.get("body"), str):
+        # Empty or over 918 characters: the segments say more than the length (as fields.body).
+        return item.get("to"), None, f"body {body_problem(item['body']) or shape[0]['reason']}"
     if shape:
         return None, None, _entry_reason(shape)
     if template is None:

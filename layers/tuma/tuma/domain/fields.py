@@ -1,6 +1,7 @@
 """The domain's own checks of the fields a single send and a bulk send share: what their declared
-schema (tuma.domain.contract) cannot say. Each runs on a value whose shape the schema accepted and
-appends its problems as {"field", "reason"} to a list, so one answer can name every mistake."""
+schema (tuma.domain.contract) cannot say. Each runs on a value whose shape the schema accepted (a
+body: on any string) and adds its problems as {"field", "reason"} to a list, so one answer can name
+every mistake."""
 
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ def sender(value: object, problems: list[dict]) -> str:
 
 
 def body(value: str, problems: list[dict], name: str = "body") -> str:
-    """A body the schema accepted, if SMS can carry it: more than blanks, characters SQS carries,
-    at most 6 segments (tuma.domain.requests.body_problem)."""
+    """A string body, if SMS can carry it: more than blanks, characters SQS carries, at most 6
+    segments (tuma.domain.requests.body_problem). Its reason replaces the schema's (empty, over
+    918 characters): segments say more than a length, and it refuses all the schema refuses."""
     problem = body_problem(value)
     if problem:
-        problems.append({"field": name, "reason": problem})
+        problems[:] = [p for p in problems if p["field"] != name] + [{"field": name, "reason": problem}]
         return ""
     return value
 

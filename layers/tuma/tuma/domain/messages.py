@@ -29,7 +29,7 @@ def accept_send(payload: object, tenant_id: str, now: datetime, request_id: str 
     shaped = fields.shaped(payload, problems)
     # What the schema cannot say, of the fields it accepted; each number is checked on its own below.
     scheduled_at = fields.scheduled_at(payload["scheduled_at"], now, problems) if "scheduled_at" in shaped else None
-    body = fields.body(payload["body"], problems) if "body" in shaped else ""
+    body = fields.body(payload["body"], problems) if isinstance(payload.get("body"), str) else ""
     callback_url = fields.callback_url(payload["callback_url"], problems) if "callback_url" in shaped else None
     fields.raise_if_any(problems)
 
