@@ -5,7 +5,7 @@ the webhook or the sender."""
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from tuma.domain.callbacks import change_from_images
+from tuma.domain.callbacks import callback_job
 from tuma.observability import logger, tracer
 from tuma.store import callbacks
 
@@ -15,7 +15,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def handle_record(record: DynamoDBRecord) -> None:
     if record.dynamodb is None:
         return
-    job = change_from_images(record.dynamodb.old_image or None, record.dynamodb.new_image or None)
+    job = callback_job(callbacks.message_change(record.dynamodb.old_image, record.dynamodb.new_image))
     if job:
         callbacks.enqueue(job)
         logger.info("callback queued", extra={"message_id": job["payload"]["message_id"],

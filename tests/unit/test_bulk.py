@@ -147,7 +147,7 @@ def test_nothing_sendable_is_a_400_naming_each_entry():
 @pytest.mark.parametrize("payload, field, reason", [
     ({"from": "MYSHOP"}, "messages", "is required"),
     ({"from": "MYSHOP", "messages": []}, "messages", "must be a non-empty array"),
-    ({"from": "MYSHOP", "messages": {"to": "0712345678"}}, "messages", "must be a non-empty array"),
+    ({"from": "MYSHOP", "messages": {"to": "0712345678"}}, "messages", "must be an array"),
     ({"from": "MYSHOP", "template": "Hi {name}"}, "recipients", "is required"),
     (template_form("Hi {name}"), "recipients", "must be a non-empty array"),
     ({"from": "MYSHOP", "recipients": [{"to": "0712345678"}]}, "recipients",
@@ -167,7 +167,9 @@ def test_nothing_sendable_is_a_400_naming_each_entry():
      "must be at most 11 letters and digits, or at most 15 digits"),
     ({"messages": [{"to": "0712345678", "body": "x"}]}, "from", "is required"),
     (messages_form(("0712345678", "x"), provider="twilio"), "provider", "must be one of 254sms, sayasms"),
-    (messages_form(("0712345678", "x"), callback_url="not a url"), "callback_url", "must be an absolute http(s) URL"),
+    (messages_form(("0712345678", "x"), callback_url="not a url"), "callback_url",
+     "must be an absolute http(s) URL: a lower-case http:// or https:// followed by printable ASCII with no spaces "
+     "(percent-encode other characters, punycode a non-ASCII host)"),
     (messages_form(("0712345678", "x"), scheduled_at="2026-03-14T08:00:00"), "scheduled_at",
      "has no UTC offset, so the time is ambiguous: add Z for UTC or an offset such as +03:00 (Nairobi), "
      "e.g. 2026-03-14T09:00:00+03:00"),

@@ -10,6 +10,7 @@ import pytest
 
 from tuma.domain import callbacks, reports, status
 from tuma.domain.reports import MalformedReport, MessageRef, Report, parse_report
+from tuma.store.callbacks import message_change
 
 AT = "2026-03-13T14:30:00.000Z"
 NOW = datetime(2026, 3, 13, 14, 30, tzinfo=timezone.utc)
@@ -165,8 +166,8 @@ def image(**fields) -> dict:
 
 
 def test_a_status_change_becomes_one_callback_job_without_the_number():
-    job = callbacks.change_from_images(image(status="sent"), image(status="delivered", network="Safaricom",
-                                                                   latency_ms=Decimal(2489)))
+    job = callbacks.callback_job(message_change(image(status="sent"), image(status="delivered", network="Safaricom",
+                                                                         latency_ms=Decimal(2489))))
 
     assert job["tenant_id"] == "acme" and job["callback_url"] == "https://client.example/hooks"
     assert job["payload"] == {
@@ -184,7 +185,7 @@ def test_a_status_change_becomes_one_callback_job_without_the_number():
     (image(), None),  # removed
 ])
 def test_nothing_to_tell(old, new):
-    assert callbacks.change_from_images(old, new) is None
+    assert callbacks.callback_job(message_change(old, new)) is None
 
 
 def test_a_signature_verifies_and_a_changed_body_or_old_timestamp_does_not():

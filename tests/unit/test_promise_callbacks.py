@@ -10,9 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 
-from tuma.domain.callbacks import change_from_images
+from tuma.domain.callbacks import callback_job
 from tuma.domain.ids import new_batch_id, new_request_id
 from tuma.store import tenants
+from tuma.store.callbacks import message_change
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -25,7 +26,7 @@ def image(request_id: str, status: str, index: int = 1) -> dict:
 
 @pytest.mark.parametrize("request_id", [new_batch_id(), new_request_id()])
 def test_bulk_and_single_sends_both_get_their_callbacks(request_id):
-    job = change_from_images(image(request_id, "queued"), image(request_id, "sent", 7))
+    job = callback_job(message_change(image(request_id, "queued"), image(request_id, "sent", 7)))
 
     assert job is not None
     assert job["tenant_id"] == "acme"
@@ -36,7 +37,7 @@ def test_bulk_and_single_sends_both_get_their_callbacks(request_id):
 @pytest.mark.parametrize("pk", ["T#acme#M#bat_NOTAULID", "X#acme#M#" + new_batch_id(), "T#acme#M#" + new_batch_id() + "_3"])
 def test_a_key_that_is_not_a_request_gets_no_callback(pk):
     new = {**image(new_batch_id(), "sent"), "pk": pk}
-    assert change_from_images(None, new) is None
+    assert message_change(None, new) is None
 
 
 def test_the_dispatcher_queues_a_bulk_batchs_status_change(functions, context, aws, monkeypatch):

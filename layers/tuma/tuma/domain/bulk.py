@@ -5,43 +5,47 @@
 
 Each entry is checked like a single send; a bad one (number, body, missing variable) is rejected
 by index with its reason and the rest are accepted. The batch id is `bat_<ULID>`, and the message
-at index i (0-based) is `<batch id>_<i+1>`."""
+at index i (0-based) is `<batch id>_<i+1>`. The request's shape, an entry's included, is declared
+in tuma/schemas/bulk_request.v1.json."""
 
 from __future__ import annotations
 
 import string
 from datetime import datetime
 
-from tuma.domain import fields, ids
+from tuma.domain import contract, fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
 from tuma.domain.requests import AcceptedRequest, Entry, _shown, body_problem, bounded, entry_for
 from tuma.domain.times import iso_millis
 from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
-MAX_MESSAGES = 10_000
-_FIELDS = {"from", "messages", "template", "recipients", "callback_url", "provider", "scheduled_at"}
+SCHEMA = "bulk_request.v1.json"  # the request's shape: tuma/schemas/, checked by tuma.domain.contract
+ENTRY_LISTS = ("messages", "recipients")  # checked entry by entry: a bad entry is rejected alone
+MAX_MESSAGES = contract.declaration(SCHEMA)["properties"]["messages"]["maxItems"]
 
 
 def accept_bulk(payload: object, tenant_id: str, now: datetime, request_id: str | None = None) -> AcceptedRequest:
     """`request_id`: the id a retried request keeps (tuma.domain.requests.keyed_request_id); new when None."""
     payload = fields.require_object(payload)
     tenant_id = fields.tenant(tenant_id)
-    problems: list[dict] = []
-    fields.unknown_fields(payload, _FIELDS, problems)
-    scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
-    sender = fields.sender(payload.get("from"), problems)
-    provider = fields.pinned_provider(payload, problems)
-    callback_url = fields.callback_url(payload.get("callback_url"), problems)
-    template = _template(payload, problems)
-    items_field = "recipients" if template is not None else "messages"
-    items = _items(payload, items_field, problems)
+    for name in ENTRY_LISTS:
+        _refuse_too_many(name, payload.get(name))
+    problems = contract.problems(SCHEMA, payload, ENTRY_LISTS)
+    shaped = fields.shaped(payload, problems)
+    # What the schema cannot say, of the fields it accepted; each entry is checked on its own below.
+    scheduled_at = fields.scheduled_at(payload["scheduled_at"], now, problems) if "scheduled_at" in shaped else None
+    callback_url = fields.callback_url(payload["callback_url"], problems) if "callback_url" in shaped else None
+    template = _template(payload["template"], problems) if "template" in shaped else None
     fields.raise_if_any(problems)
 
+    sender, provider = payload["from"], payload.get("provider")
+    items_field = "recipients" if template is not None else "messages"
+    items = payload[items_field]
     batch_id = request_id or ids.new_batch_id()
     seen: dict = {}
     entries = []
     for index, item in enumerate(items, start=1):
-        raw, body, problem = _entry_parts(item, template)
+        raw, body, problem = _entry_parts(items_field, item, template)
         if problem:
             entries.append(Entry(index, ids.recipient_id(batch_id, index), _given(item), None, REJECTED, bounded(problem),
                                  None))
@@ -77,16 +81,10 @@ def bulk_response(accepted: AcceptedRequest) -> dict:
     return answer
 
 
-def _template(payload: dict, problems: list[dict]) -> list | None:
-    """The template parsed into (literal, variable) parts, or None for the `messages` form."""
-    if "template" not in payload:
-        if "recipients" in payload:
-            problems.append({"field": "recipients", "reason": "goes with `template`; use `messages` without one"})
-        return None
-    if "messages" in payload:
-        problems.append({"field": "messages", "reason": "give either `messages` or `template` with `recipients`"})
-    text = payload["template"]
-    if not isinstance(text, str) or not text.strip():
+def _template(text: str, problems: list[dict]) -> list | None:
+    """The template parsed into (literal, variable) parts; None, with its problem, when it has
+    only blanks or a placeholder that is not a plain name."""
+    if not text.strip():
         problems.append({"field": "template", "reason": "must be a non-empty string"})
         return None
     try:
@@ -101,42 +99,41 @@ def _template(payload: dict, problems: list[dict]) -> list | None:
     return parts
 
 
-def _items(payload: dict, name: str, problems: list[dict]) -> list:
-    value = payload.get(name)
-    if value is None:
-        problems.append({"field": name, "reason": "is required"})
-    elif not isinstance(value, list) or not value:
-        problems.append({"field": name, "reason": "must be a non-empty array"})
-    elif len(value) > MAX_MESSAGES:
+def _refuse_too_many(name: str, items: object) -> None:
+    """413, not the schema's 400: the request is well formed, only too large for one batch."""
+    if isinstance(items, list) and len(items) > MAX_MESSAGES:
         raise TooLarge("too_many_messages",
-                       f"`{name}` holds {len(value)} entries; at most {MAX_MESSAGES} are allowed per request.",
+                       f"`{name}` holds {len(items)} entries; at most {MAX_MESSAGES} are allowed per request.",
                        [{"field": name, "reason": f"at most {MAX_MESSAGES} entries"}])
-    else:
-        return value
-    return []
 
 
-def _entry_parts(item: object, template: list | None) -> tuple[object, str | None, str | None]:
-    """(number as given, body, problem) of one entry."""
-    allowed = {"to", "vars"} if template is not None else {"to", "body"}
-    if not isinstance(item, dict):
-        return None, None, "must be an object"
-    unknown = sorted(set(item) - allowed)
-    if unknown:
-        return None, None, f"unknown field(s): {', '.join(unknown)}"
+def _entry_parts(items_field: str, item: object, template: list | None) -> tuple[object, str | None, str | None]:
+    """(number as given, body, problem) of one entry: its declared shape, then its body."""
+    shape = contract.entry_problem(SCHEMA, items_field, item)
+    if shape and template is None and shape[0]["field"] == "body" and isinstance(item.get("body"), str):
+        # Empty or over 918 characters: the segments say more than the length (as fields.body).
+        return item.get("to"), None, f"body {body_problem(item['body']) or shape[0]['reason']}"
+    if shape:
+        return None, None, _entry_reason(shape)
     if template is None:
-        body = item.get("body")
-        problem = body_problem(body)
-        return item.get("to"), body, (f"body {problem}" if problem else None)
-    variables = item.get("vars", {})
-    if not isinstance(variables, dict):
-        return None, None, "vars must be an object"
-    missing = [name for _, name, _, _ in template if name is not None and name not in variables]
-    if missing:
-        return None, None, f"template variable {{{missing[0]}}} is missing"
-    body = "".join(literal + ("" if name is None else str(variables[name])) for literal, name, _, _ in template)
+        body = item["body"]
+    else:
+        variables = item.get("vars", {})
+        missing = [name for _, name, _, _ in template if name is not None and name not in variables]
+        if missing:
+            return None, None, f"template variable {{{missing[0]}}} is missing"
+        body = "".join(literal + ("" if name is None else str(variables[name])) for literal, name, _, _ in template)
     problem = body_problem(body)
-    return item.get("to"), body, (f"body {problem}" if problem else None)
+    return item["to"], body, (f"body {problem}" if problem else None)
+
+
+def _entry_reason(problems: list[dict]) -> str:
+    """An entry's shape problems in one reason (the entry is rejected with it)."""
+    unknown = [p["field"] for p in problems if p["reason"] == "unknown field"]
+    if unknown:
+        return f"unknown field(s): {', '.join(unknown)}"
+    first = problems[0]
+    return f"{first['field']} {first['reason']}" if first["field"] else first["reason"]
 
 
 def _given(item: object) -> str:

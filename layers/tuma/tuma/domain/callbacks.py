@@ -15,7 +15,8 @@ import hmac
 import json
 from decimal import Decimal
 
-from tuma.domain.ids import parse_message_id
+from tuma.domain.ids import recipient_id
+from tuma.domain.records import MessageChange
 from tuma.domain.status import SENDING
 
 SIGNATURE_HEADER = "Tuma-Signature"
@@ -32,39 +33,28 @@ def _plain(value):
     return value
 
 
-def change_from_images(old: dict | None, new: dict | None) -> dict | None:
-    """The callback job for one stream record of the table, or None when there is nothing to
-    tell: not a recipient item, no callback_url, status unchanged, or the internal `sending`."""
-    if not new or not str(new.get("sk", "")).startswith("R#") or not new.get("callback_url"):
+def callback_job(change: MessageChange | None) -> dict | None:
+    """The callback job for one write to a message's status item (tuma.store.callbacks reads it
+    from the table's stream), or None when there is nothing to tell: no change of a message, no
+    callback_url, status unchanged, or the internal `sending`."""
+    if change is None or not change.new.get("callback_url"):
         return None
-    status, before = new.get("status"), (old or {}).get("status")
+    new, before = change.new, change.old_status
+    status = new.get("status")
     if not status or status == before or status == SENDING:
         return None
-    tenant, request_id = _tenant_and_request(str(new.get("pk", "")))
-    if not request_id:
-        return None
-    message_id = new.get("message_id") or f"{request_id}_{int(new['sk'][2:])}"
+    message_id = new.get("message_id") or recipient_id(change.request_id, change.index)
     payload = {
         "id": f"{message_id}:{status}",
         "type": "message.status",
         "message_id": message_id,
-        "request_id": request_id,
+        "request_id": change.request_id,
         "status": status,
         "previous_status": before,
         "at": new.get("updated_at"),
         **{name: _plain(new[name]) for name in _SHOWN if new.get(name) is not None},
     }
-    return {"tenant_id": tenant, "callback_url": new["callback_url"], "payload": payload}
-
-
-def _tenant_and_request(pk: str) -> tuple[str, str | None]:
-    """(tenant, request id) of a message item's key `T#<tenant>#M#<request id>`: a single send's
-    `msg_…`, a bulk batch's `bat_…` or a producer job's (tuma.domain.ids)."""
-    head, _, request_id = pk.rpartition("#M#")
-    parsed = parse_message_id(request_id)
-    if not head.startswith("T#") or not parsed or parsed[1] is not None:
-        return "", None
-    return head[2:], request_id
+    return {"tenant_id": change.tenant_id, "callback_url": new["callback_url"], "payload": payload}
 
 
 def body_of(payload: dict) -> str:

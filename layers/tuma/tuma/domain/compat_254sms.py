@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tuma.domain import contract, fields
 from tuma.domain.errors import ApiError
 from tuma.domain.requests import AcceptedRequest
 from tuma.domain.status import QUEUED
 
 SUCCESS = 101
 DEFAULT_SENDER = "254sms"  # 254sms: "Your senderId. Default is 254sms"
-REQUIRED = ("username", "api_key", "phone", "message")
+SCHEMA = "compat_254sms_request.v1.json"  # 254sms's request, as declared (tuma.domain.contract checks it)
 MEANINGS = {  # the document's "Meaning" column, verbatim
     "X000": "Some parameters are missing. This error appears when you don't pass every mandatory parameters.",
     "X001": "Unknown or unvalid secret_key. This error appears if you use an unknow API key or if your API key "
@@ -59,19 +60,18 @@ class CompatRequest:
 
 
 def parse_request(payload: object) -> CompatRequest:
-    body = payload if isinstance(payload, dict) else {}
-    missing = [name for name in REQUIRED if not (isinstance(body.get(name), str) and body[name].strip())]
-    sender = body.get("sender_id")
-    if sender is not None and not isinstance(sender, str):
-        missing.append("sender_id")
-    phones = [p.strip() for p in body["phone"].split(",") if p.strip()] if "phone" not in missing else []
-    if not missing and not phones:
-        missing.append("phone")
-    if missing:
-        raise Compat254Error("X000", [{"field": name, "reason": "is required (a non-empty string)"}
-                                      for name in missing])
+    """The equivalent POST /v1/messages body of a 254sms request; X000 naming each parameter that
+    is missing or not a non-empty string (the shape declared in compat_254sms_request.v1.json), or
+    a `phone` that lists no number."""
+    body = payload if isinstance(payload, dict) else {}  # not an object: every parameter is missing
+    problems = contract.problems(SCHEMA, body)
+    phones = [p.strip() for p in body["phone"].split(",") if p.strip()] if "phone" in fields.shaped(body, problems) else []
+    if not problems and not phones:
+        problems.append({"field": "phone", "reason": "must list at least one number"})
+    if problems:
+        raise Compat254Error("X000", problems)
     return CompatRequest(api_key=body["api_key"].strip(),
-                         send={"to": phones, "from": (sender or "").strip() or DEFAULT_SENDER,
+                         send={"to": phones, "from": (body.get("sender_id") or "").strip() or DEFAULT_SENDER,
                                "body": body["message"]})
 
 

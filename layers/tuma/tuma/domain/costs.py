@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
+from tuma.domain.records import Chunk
 from tuma.domain.segments import estimated_cost, kes, measure, parse_kes
 from tuma.domain.status import QUEUED, SENDING
 
@@ -61,21 +62,20 @@ def request_totals(view: dict, rates: dict[str, Decimal], default_provider: str)
                   rate_for(view["provider"], rates, default_provider))
 
 
-def batch_totals(request: dict, touched: dict[int, dict], chunks: list[dict], rates: dict[str, Decimal],
+def batch_totals(request: dict, touched: dict[int, dict], chunks: list[Chunk], rates: dict[str, Decimal],
                  default_provider: str) -> dict:
     """Totals of a batch from the messages the sender has touched (index -> {status, cost}) and
-    the chunk items (their `segments` and `rejected`) for those it has not."""
+    the chunks (their `segments` and `rejected`) for those it has not."""
 
     def messages():
         for item in touched.values():
             if item.get("cost") is not None:
                 yield item.get("status"), item["cost"], 0
         for chunk in chunks:
-            start, rejected = int(chunk["sk"][2:]), chunk.get("rejected") or {}
-            for index, segments in enumerate(chunk.get("segments") or [], start=start):
+            for index, segments in enumerate(chunk.segments, start=chunk.start):
                 item = touched.get(index, {})
-                if str(index) not in rejected and item.get("cost") is None:
-                    yield item.get("status", QUEUED), None, int(segments)
+                if str(index) not in chunk.rejected and item.get("cost") is None:
+                    yield item.get("status", QUEUED), None, segments
 
     return totals(messages(), rate_for(request.get("provider"), rates, default_provider))
 

@@ -1,68 +1,52 @@
-"""Checks of the fields a single send and a bulk send share. Each appends its problems as
-{"field", "reason"} to a list, so one answer can name every mistake in a request."""
+"""The domain's own checks of the fields a single send and a bulk send share: what their declared
+schema (tuma.domain.contract) cannot say. Each runs on a value whose shape the schema accepted (a
+body: on any string) and adds its problems as {"field", "reason"} to a list, so one answer can name
+every mistake."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from functools import cache
 from urllib.parse import urlsplit
 
 import fastjsonschema
 
-from tuma.domain import jobs
+from tuma.domain import contract, jobs
 from tuma.domain.callback_urls import refusal
 from tuma.domain.errors import Forbidden, ValidationFailed
 from tuma.domain.requests import body_problem
 from tuma.domain.scheduling import parse_scheduled_at
 
-PROVIDERS = ("254sms", "sayasms")
-_ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9]{1,11}$")
-_NUMERIC_SENDER = re.compile(r"^[0-9]{1,15}$")
-# The job schema's maxLength (2,048): with it every job stays under SQS's 256 KiB (tuma.domain.requests).
-MAX_CALLBACK_URL = jobs.schema()["properties"]["callback_url"]["maxLength"]
 
-
-def unknown_fields(payload: dict, allowed: set[str], problems: list[dict]) -> None:
-    problems += [{"field": name, "reason": "unknown field"} for name in sorted(set(payload) - allowed)]
+def shaped(payload: dict, problems: list[dict]) -> set[str]:
+    """The fields of `payload` whose shape the schema accepted (no problem found in them)."""
+    return set(payload) - {contract.top_field(p["field"]) for p in problems}
 
 
 def sender(value: object, problems: list[dict]) -> str:
+    """A sender id as `from` declares it (also scripts/create_api_key.py's check of a key's ids)."""
     if value is None:
         problems.append({"field": "from", "reason": "is required"})
-    elif not isinstance(value, str) or not (_ALPHANUMERIC_SENDER.fullmatch(value) or _NUMERIC_SENDER.fullmatch(value)):
-        problems.append({"field": "from", "reason": "must be at most 11 letters and digits, or at most 15 digits"})
-    else:
-        return value
-    return ""
-
-
-def body(value: object, problems: list[dict], name: str = "body") -> str:
-    if value is None:
-        problems.append({"field": name, "reason": "is required"})
         return ""
+    found = contract.field_problems("send_request.v1.json", "from", value)
+    problems += found
+    return "" if found else value
+
+
+def body(value: str, problems: list[dict], name: str = "body") -> str:
+    """A string body, if SMS can carry it: more than blanks, characters SQS carries, at most 6
+    segments (tuma.domain.requests.body_problem). Its reason replaces the schema's (empty, over
+    918 characters): segments say more than a length, and it refuses all the schema refuses."""
     problem = body_problem(value)
     if problem:
-        problems.append({"field": name, "reason": problem})
+        problems[:] = [p for p in problems if p["field"] != name] + [{"field": name, "reason": problem}]
         return ""
     return value
 
 
-def pinned_provider(payload: dict, problems: list[dict]) -> str | None:
-    """The provider a request names: only it will be tried. None: the routing policy decides."""
-    if "provider" not in payload:
-        return None
-    if payload["provider"] not in PROVIDERS:
-        problems.append({"field": "provider", "reason": f"must be one of {', '.join(PROVIDERS)}"})
-        return None
-    return payload["provider"]
-
-
-def callback_url(value: object, problems: list[dict]) -> str | None:
-    """A URL Tuma can carry and POST to: what the job schema accepts (printable ASCII after a
-    lower-case http:// or https://, at most its maxLength), and one urllib can read."""
-    if value is None:
-        return None
+def callback_url(value: str, problems: list[dict]) -> str | None:
+    """A callback URL the schema accepted (the job schema's rule: scheme, characters, length), if
+    urllib can read it and the callback function would call it (tuma.domain.callback_urls)."""
     problem = callback_url_problem(value)
     if problem:
         problems.append({"field": "callback_url", "reason": problem})
@@ -70,24 +54,15 @@ def callback_url(value: object, problems: list[dict]) -> str | None:
     return value
 
 
-def callback_url_problem(value: object) -> str | None:
-    """Why `value` cannot be a callback URL (parseability, length, scheme and characters), or None.
-    The SSRF rules (tuma.domain.callback_urls) are checked beside this, not here."""
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or value.endswith("://"):
-        return "must be an absolute http(s) URL"
-    if len(value) > MAX_CALLBACK_URL:
-        return f"must be at most {MAX_CALLBACK_URL} characters"
-    if not job_schema_accepts("callback_url", value):
-        return ("must be printable ASCII with no spaces after a lower-case http:// or https:// "
-                "(percent-encode other characters, punycode a non-ASCII host)")
+def callback_url_problem(value: str) -> str | None:
     try:
         parts = urlsplit(value)
         host, _ = parts.hostname, parts.port  # each raises ValueError on an unreadable authority
     except ValueError:
         return "must be an absolute http(s) URL with a readable host and port"
     if not host:
-        return "must be an absolute http(s) URL"
-    return refusal(value)  # what the callback function would refuse (tuma.domain.callback_urls)
+        return "must be an absolute http(s) URL with a host"
+    return refusal(value)  # what the callback function would refuse (SSRF rules)
 
 
 def tenant(tenant_id: str) -> str:
@@ -114,8 +89,9 @@ def _job_rule(name: str):
     return fastjsonschema.compile(jobs.schema()["properties"][name])
 
 
-def scheduled_at(value: object, now: datetime, problems: list[dict]) -> datetime | None:
-    """The send time in UTC, or None to send now (tuma.domain.scheduling has the rules)."""
+def scheduled_at(value: str | None, now: datetime, problems: list[dict]) -> datetime | None:
+    """The send time in UTC, or None to send now (tuma.domain.scheduling has the rules: a string
+    the schema accepted may still be no time, or not one Tuma can send at)."""
     if value is None:
         return None
     moment, problem = parse_scheduled_at(value, now)

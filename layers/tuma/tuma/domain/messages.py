@@ -2,36 +2,38 @@
 
 The request has SayaSMS's shape (`to[]`, `from`, `body`, `callback_url?`, `scheduled_at?`) plus an
 optional `provider`, so that SayaSMS's documented requests work unchanged against Tuma. Bad recipients are
-rejected one by one; anything else wrong, or no sendable recipient, is a 400 naming every problem."""
+rejected one by one; anything else wrong, or no sendable recipient, is a 400 naming every problem.
+The request's shape is declared in tuma/schemas/send_request.v1.json."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from tuma.domain import fields, ids
+from tuma.domain import contract, fields, ids
 from tuma.domain.errors import TooLarge, ValidationFailed
 from tuma.domain.requests import AcceptedRequest, Entry, entry_for
 from tuma.domain.times import iso_millis
 from tuma.domain.status import QUEUED, SCHEDULED
 
-MAX_RECIPIENTS = 1000  # one job, one 254sms call; larger sends belong on /v1/messages/bulk
-_FIELDS = {"to", "from", "body", "callback_url", "scheduled_at", "provider"}
+SCHEMA = "send_request.v1.json"  # the request's shape: tuma/schemas/, checked by tuma.domain.contract
+# One job, one 254sms call; larger sends belong on /v1/messages/bulk.
+MAX_RECIPIENTS = contract.declaration(SCHEMA)["properties"]["to"]["maxItems"]
 
 
 def accept_send(payload: object, tenant_id: str, now: datetime, request_id: str | None = None) -> AcceptedRequest:
     """`request_id`: the id a retried request keeps (tuma.domain.requests.keyed_request_id); new when None."""
     payload = fields.require_object(payload)
     tenant_id = fields.tenant(tenant_id)
-    problems: list[dict] = []
-    fields.unknown_fields(payload, _FIELDS, problems)
-    scheduled_at = fields.scheduled_at(payload.get("scheduled_at"), now, problems)
-    sender = fields.sender(payload.get("from"), problems)
-    body = fields.body(payload.get("body"), problems)
-    provider = fields.pinned_provider(payload, problems)
-    callback_url = fields.callback_url(payload.get("callback_url"), problems)
-    numbers = _numbers(payload.get("to"), problems)
+    _refuse_too_many(payload.get("to"))
+    problems = contract.problems(SCHEMA, payload)
+    shaped = fields.shaped(payload, problems)
+    # What the schema cannot say, of the fields it accepted; each number is checked on its own below.
+    scheduled_at = fields.scheduled_at(payload["scheduled_at"], now, problems) if "scheduled_at" in shaped else None
+    body = fields.body(payload["body"], problems) if isinstance(payload.get("body"), str) else ""
+    callback_url = fields.callback_url(payload["callback_url"], problems) if "callback_url" in shaped else None
     fields.raise_if_any(problems)
 
+    sender, provider, numbers = payload["from"], payload.get("provider"), payload["to"]
     request_id = request_id or ids.new_request_id()
     seen: dict = {}
     entries = [entry_for(request_id, i, raw, None, seen) for i, raw in enumerate(numbers, start=1)]
@@ -62,18 +64,10 @@ def _recipient_view(entry: Entry, waiting: str = QUEUED) -> dict:
     return view
 
 
-def _numbers(value: object, problems: list[dict]) -> list:
-    if value is None:
-        problems.append({"field": "to", "reason": "is required"})
-    elif not isinstance(value, list):
-        problems.append({"field": "to", "reason": "must be an array of phone numbers"})
-    elif not value:
-        problems.append({"field": "to", "reason": "must hold at least one phone number"})
-    elif len(value) > MAX_RECIPIENTS:
+def _refuse_too_many(numbers: object) -> None:
+    """413, not the schema's 400: the request is well formed, only too large for one send."""
+    if isinstance(numbers, list) and len(numbers) > MAX_RECIPIENTS:
         raise TooLarge("too_many_recipients",
-                       f"`to` holds {len(value)} numbers; at most {MAX_RECIPIENTS} are allowed per request. "
+                       f"`to` holds {len(numbers)} numbers; at most {MAX_RECIPIENTS} are allowed per request. "
                        "Use POST /v1/messages/bulk for larger sends.",
                        [{"field": "to", "reason": f"at most {MAX_RECIPIENTS} numbers"}])
-    else:
-        return value
-    return []

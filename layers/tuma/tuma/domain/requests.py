@@ -14,6 +14,7 @@ from functools import cached_property
 from tuma.domain import ids, jobs
 from tuma.domain.ids import CHUNK_SIZE
 from tuma.domain.phones import InvalidNumber, normalise
+from tuma.domain.records import Chunk
 from tuma.domain.segments import GSM7, Measure, length_problem, measure
 from tuma.domain.status import QUEUED, REJECTED
 
@@ -40,15 +41,6 @@ class Entry:
     @cached_property
     def own_measure(self) -> Measure | None:
         return measure(self.body) if self.body is not None else None
-
-
-@dataclass(frozen=True)
-class Chunk:
-    start: int
-    numbers: list[str]  # E.164, or the text given when rejected
-    rejected: dict[str, str]  # position (as text) -> reason
-    segments: list[int] = field(default_factory=list)  # per position; 0 when there was no valid body
-    encodings: str = ""  # per position: G (GSM-7), U (UCS-2), - (no valid body)
 
 
 def encoding_letter(m: Measure | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tuma.domain import ids
+from tuma.domain import contract, ids
 from tuma.domain.errors import ValidationFailed
 from tuma.domain.jobs import SendJob
 from tuma.domain.phones import InvalidNumber, normalise
@@ -13,7 +13,7 @@ from tuma.domain.requests import AcceptedRequest
 from tuma.domain.status import QUEUED, REJECTED
 
 SUPPRESSED = "suppressed"
-MAX_REASON_CHARS = 200
+SCHEMA = "suppression_request.v1.json"
 
 
 def screen(accepted: AcceptedRequest, suppressed: set[str]) -> AcceptedRequest:
@@ -50,16 +50,13 @@ def number(raw: str) -> str:
 
 
 def reason(payload: object) -> str | None:
-    """The optional `reason` of a PUT (e.g. "replied STOP"); the body may be absent."""
+    """The optional `reason` of a PUT (e.g. "replied STOP"); the body may be absent. Its shape is
+    declared in tuma/schemas/suppression_request.v1.json."""
     if payload is None:
         return None
     if not isinstance(payload, dict):
         raise ValidationFailed("invalid_request", "The request body must be a JSON object.")
-    unknown = sorted(set(payload) - {"reason"})
-    problems = [{"field": name, "reason": "unknown field"} for name in unknown]
-    value = payload.get("reason")
-    if value is not None and not (isinstance(value, str) and 0 < len(value) <= MAX_REASON_CHARS):
-        problems.append({"field": "reason", "reason": f"must be a string of 1 to {MAX_REASON_CHARS} characters"})
+    problems = contract.problems(SCHEMA, payload)
     if problems:
         raise ValidationFailed("invalid_request", f"`{problems[0]['field']}` {problems[0]['reason']}.", problems)
-    return value
+    return payload.get("reason")

@@ -1,4 +1,5 @@
-"""What the status routes show, built from the stored items (see tuma.store.table)."""
+"""What the status routes show, built from the stored request, its chunks (tuma.domain.records) and
+its message items."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from decimal import Decimal
 
 from tuma.domain import ids
 from tuma.domain.errors import NotFound
+from tuma.domain.records import Chunk
 from tuma.domain.segments import GSM7, UCS2
 from tuma.domain.status import QUEUED, REJECTED, SCHEDULED
 
 _MESSAGE_FIELDS = ("provider_message_id", "cost", "cost_estimated", "error_code", "reason", "failover_from",
                    "failover_reason", "updated_at",
                    "network", "delivery_time", "latency_ms")  # the last three: SayaSMS's delivery report
-_ENCODINGS = {"G": GSM7, "U": UCS2}  # the letters of a chunk's `encodings` (tuma.domain.requests.Chunk)
+_ENCODINGS = {"G": GSM7, "U": UCS2}  # the letters of a chunk's `encodings` (tuma.domain.records.Chunk)
 
 
 def _plain(entry: dict) -> dict:
@@ -20,24 +22,20 @@ def _plain(entry: dict) -> dict:
     return {k: int(v) if isinstance(v, Decimal) else v for k, v in entry.items()}
 
 
-def _accepted(request: dict, chunk: dict | None, index: int) -> tuple[str, str, str | None] | None:
+def _accepted(request: dict, chunk: Chunk | None, index: int) -> tuple[str, str, str | None] | None:
     """(number, status, reason) of position `index` as accepted, or None if there is none."""
-    if chunk is None:
+    at = chunk.at(index) if chunk else None
+    if at is None or not chunk.numbers[at]:
         return None
-    start = int(chunk["sk"][2:])
-    numbers = chunk.get("numbers") or []
-    if not start <= index < start + len(numbers) or not numbers[index - start]:
-        return None
-    reason = (chunk.get("rejected") or {}).get(str(index))
-    return numbers[index - start], REJECTED if reason else QUEUED, reason
+    reason = chunk.rejected.get(str(index))
+    return chunk.numbers[at], REJECTED if reason else QUEUED, reason
 
 
-def _measured(chunk: dict, index: int) -> dict:
+def _measured(chunk: Chunk, index: int) -> dict:
     """{"encoding", "segments"} of position `index` as accepted; {} where the chunk does not say."""
-    at = index - int(chunk["sk"][2:])
-    encodings, segments = chunk.get("encodings") or "", chunk.get("segments") or []
-    if at < min(len(encodings), len(segments)) and encodings[at] in _ENCODINGS:
-        return {"encoding": _ENCODINGS[encodings[at]], "segments": int(segments[at])}
+    at = index - chunk.start
+    if at < min(len(chunk.encodings), len(chunk.segments)) and chunk.encodings[at] in _ENCODINGS:
+        return {"encoding": _ENCODINGS[chunk.encodings[at]], "segments": chunk.segments[at]}
     return {}
 
 
@@ -51,7 +49,7 @@ def _scheduling(request: dict) -> dict:
     return {name: request[name] for name in ("scheduled_at", "cancelled_at") if request.get(name)}
 
 
-def message_view(request: dict | None, chunk: dict | None, item: dict | None, message_id: str) -> dict:
+def message_view(request: dict | None, chunk: Chunk | None, item: dict | None, message_id: str) -> dict:
     index = ids.parse_message_id(message_id)[1]
     accepted = _accepted(request, chunk, index) if request else None
     if accepted is None:
@@ -77,14 +75,13 @@ def message_view(request: dict | None, chunk: dict | None, item: dict | None, me
     return view
 
 
-def request_view(request: dict | None, chunks: list[dict], items: dict[int, dict], request_id: str) -> dict:
+def request_view(request: dict | None, chunks: list[Chunk], items: dict[int, dict], request_id: str) -> dict:
     if request is None:
         # The same answer for an unknown id and for another tenant's: ids reveal nothing.
         raise NotFound("not_found", f"No message {request_id}.")
     recipients = []
     for chunk in chunks:
-        start = int(chunk["sk"][2:])
-        for index in range(start, start + len(chunk.get("numbers") or [])):
+        for index in range(chunk.start, chunk.start + len(chunk.numbers)):
             if _accepted(request, chunk, index):
                 message_id = ids.recipient_id(request_id, index)
                 recipients.append(message_view(request, chunk, items.get(index), message_id))

@@ -1,4 +1,5 @@
-"""The client-callback queue, and the visibility change that spaces its retries."""
+"""The table's stream records of message items, read for the callbacks; the client-callback
+queue, and the visibility change that spaces its retries."""
 
 from __future__ import annotations
 
@@ -7,6 +8,26 @@ import os
 from functools import cache
 
 import boto3
+
+from tuma.domain.ids import parse_message_id
+from tuma.domain.records import MessageChange
+from tuma.store.table import is_recipient, parse_message_pk, position
+
+
+def message_change(old_image: dict | None, new_image: dict | None) -> MessageChange | None:
+    """What one stream record of the table says about a message's status item, or None when the
+    record is about another item (a request, a chunk, a job, a key...) or a removal."""
+    if not new_image or not is_recipient(new_image):
+        return None
+    key = parse_message_pk(str(new_image.get("pk", "")))
+    if key is None:
+        return None
+    tenant_id, request_id = key
+    parsed = parse_message_id(request_id)
+    if parsed is None or parsed[1] is not None:  # a request's id (msg_…, bat_…), never a message's
+        return None
+    return MessageChange(tenant_id=tenant_id, request_id=request_id, index=position(new_image), new=new_image,
+                         old_status=(old_image or {}).get("status"))
 
 
 @cache

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 from boto3.dynamodb.conditions import Key
 
 from tuma.domain.ids import chunk_start
+from tuma.domain.records import Chunk
 from tuma.domain.scheduling import job_start
 from tuma.domain.times import parse_iso
 from tuma.store.schedules import held_job_item
-from tuma.store.table import REQUEST_SK, batch_write, chunk_sk, expires_at, message_pk, query_all, recipient_sk, table
+from tuma.store.table import (REQUEST_SK, batch_write, chunk_sk, expires_at, is_chunk, is_recipient, message_pk,
+                              position, query_all, recipient_sk, table)
 
-if TYPE_CHECKING:  # the status function reads messages without loading the validation code
+if TYPE_CHECKING:
     from tuma.domain.requests import AcceptedRequest
 
 
@@ -65,23 +67,31 @@ def mark_queued(tenant_id: str, request_id: str, job_starts: list[int]) -> None:
 
 # --- reading -------------------------------------------------------------------------------
 
+def chunk_record(item: dict) -> Chunk:
+    """A chunk item as the domain reads it: its start position from its key, DynamoDB's numbers
+    (Decimal) as ints, and an attribute a projection left out as empty."""
+    return Chunk(start=position(item), numbers=list(item.get("numbers") or []),
+                 rejected=dict(item.get("rejected") or {}), segments=[int(n) for n in item.get("segments") or []],
+                 encodings=item.get("encodings") or "")
+
+
 def request_item(tenant_id: str, request_id: str) -> dict | None:
     """The request item alone."""
     return table().get_item(Key={"pk": message_pk(tenant_id, request_id), "sk": REQUEST_SK},
                             ConsistentRead=True).get("Item")
 
 
-def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[dict], dict[int, dict]]:
-    """The request item, its chunk items and its message items by index: one paged query."""
+def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[Chunk], dict[int, dict]]:
+    """The request item, its chunks and its message items by index: one paged query."""
     items = list(query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)),
                            ConsistentRead=True))
     request = next((i for i in items if i["sk"] == REQUEST_SK), None)
-    chunks = [i for i in items if i["sk"].startswith("C#")]
-    messages = {int(i["sk"][2:]): i for i in items if i["sk"].startswith("R#")}
+    chunks = [chunk_record(i) for i in items if is_chunk(i)]
+    messages = {position(i): i for i in items if is_recipient(i)}
     return request, chunks, messages
 
 
-def get_message(tenant_id: str, request_id: str, index: int) -> tuple[dict | None, dict | None, dict | None]:
+def get_message(tenant_id: str, request_id: str, index: int) -> tuple[dict | None, Chunk | None, dict | None]:
     """The request item, the chunk holding position `index`, and the message item: one BatchGetItem."""
     pk = message_pk(tenant_id, request_id)
     keys = {REQUEST_SK: None, chunk_sk(chunk_start(index)): None, recipient_sk(index): None}
@@ -89,13 +99,14 @@ def get_message(tenant_id: str, request_id: str, index: int) -> tuple[dict | Non
         "Keys": [{"pk": pk, "sk": sk} for sk in keys], "ConsistentRead": True}})
     for item in answer["Responses"].get(table().name, []):
         keys[item["sk"]] = item
-    return tuple(keys.values())
+    request, chunk, message = keys.values()
+    return request, chunk_record(chunk) if chunk else None, message
 
 
-def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int, dict], list[dict]]:
+def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int, dict], list[Chunk]]:
     """The request item; the status and cost of every message the sender has touched, by index;
-    and the chunk items' `segments` and `rejected` (for the cost of the rest). One paged query
-    over the chunk and message items, projected to those attributes."""
+    and the chunks' `segments` and `rejected` (for the cost of the rest; their `numbers` are not
+    read). One paged query over the chunk and message items, projected to those attributes."""
     request = request_item(tenant_id, request_id)
     touched, chunks = {}, []
     if request is None:
@@ -104,8 +115,8 @@ def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int
                           & Key("sk").between("C#", "R#~"),
                           ProjectionExpression="sk, #s, cost, #g, rejected",
                           ExpressionAttributeNames={"#s": "status", "#g": "segments"}, ConsistentRead=True):
-        if item["sk"].startswith("R#"):
-            touched[int(item["sk"][2:])] = item
-        elif item["sk"].startswith("C#"):
-            chunks.append(item)
+        if is_recipient(item):
+            touched[position(item)] = item
+        elif is_chunk(item):
+            chunks.append(chunk_record(item))
     return request, touched, chunks

@@ -55,6 +55,31 @@ def job_sk(first_index: int) -> str:
     return f"J#{first_index:06d}"
 
 
+_CHUNK, _RECIPIENT = "C#", "R#"
+
+
+def is_chunk(item: dict) -> bool:
+    return str(item.get("sk", "")).startswith(_CHUNK)
+
+
+def is_recipient(item: dict) -> bool:
+    return str(item.get("sk", "")).startswith(_RECIPIENT)
+
+
+def position(item: dict) -> int:
+    """The position a chunk item starts at, or a message item is at (its sort key's number)."""
+    return int(item["sk"][2:])
+
+
+def parse_message_pk(pk: str) -> tuple[str, str] | None:
+    """(tenant, request id) of a message item's partition key `T#<tenant>#M#<request id>`, or None
+    when `pk` is not one. The request id is as stored: the caller checks its form."""
+    head, separator, request_id = pk.rpartition("#M#")
+    if not separator or not head.startswith("T#") or not request_id:
+        return None
+    return head[2:], request_id
+
+
 def provider_key(provider: str, sk: str) -> dict:
     """An item about one provider account (Tuma's, not a tenant's)."""
     return {"pk": f"PROVIDER#{provider}", "sk": sk}
