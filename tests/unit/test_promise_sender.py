@@ -115,7 +115,7 @@ def producer_job(provider: str | None, recipients: list[dict], queue_message_id:
 
 def one_provider(adapter, clock, **kwargs) -> Dispatcher:
     return Dispatcher({adapter.name: adapter}, policy_from(adapter.name, ""), NoBreaker(), clock,
-                      retry_pauses=(), **kwargs)
+                      **{"retry_pauses": (), **kwargs})
 
 
 def item(aws, job: SendJob, n: int) -> dict | None:
@@ -458,6 +458,30 @@ def test_a_message_refused_by_an_earlier_attempt_is_sent_when_a_later_attempt_di
 
     assert statuses(aws, job) == [SENT]
     assert len(simsaya.messages()) == 1
+
+
+def test_the_intent_costs_one_small_write_per_call_and_none_for_its_retry(aws, simsaya, clock, monkeypatch):
+    """What the intent costs: a 503 retried at once carries the same messages, so it writes
+    nothing more; and a first claim does not copy the job's 1,000 positions onto its item (every
+    later write to the item would pay for ~4 KB of them)."""
+    numbers = [f"+2547{i:08d}" for i in range(1000)]
+    job = producer_job("sayasms", [{"number": n} for n in numbers], body="Hello")
+    table = table_module.table()
+    real_update, intents = table.update_item, []
+
+    def counting(**kwargs):
+        if kwargs.get("UpdateExpression", "").startswith("ADD"):
+            intents.append(len(kwargs["ExpressionAttributeValues"][":indices"]))
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(table, "update_item", counting)
+    simsaya.faults({"status": 503, "count": 1})
+    send_job(job, MessageStore(), one_provider(saya(simsaya.url), clock, retry_pauses=(0,)), clock, GRACE)
+
+    assert intents == [1000]  # the call and its retry after the 503: one write
+    assert statuses(aws, job) == [SENT] * 1000 and len(simsaya.messages()) == 1000
+    claim_item = table.get_item(Key={"pk": item(aws, job, 1)["pk"], "sk": f"J#{job.identity}"})["Item"]
+    assert "pending" not in claim_item or claim_item["pending"] == []
 
 
 def test_an_invocation_whose_claim_was_taken_over_makes_no_more_calls(aws, simsaya, clock):

@@ -88,6 +88,7 @@ class Claim:
     first_attempt: bool = False
     taken_over: bool = False  # the claim took over from an invocation that died in flight
     claimed_at: str = ""
+    named: set[int] = field(default_factory=set)  # positions this claim's provider calls were recorded as carrying
 
 
 class SendStore(Protocol):
