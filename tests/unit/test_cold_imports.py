@@ -37,3 +37,8 @@ def test_report_functions_do_not_load_the_senders_store(function):
 
 def test_the_sender_still_links_sayasms_ids():
     assert "tuma.store.linking" in loaded("sender")
+
+
+@pytest.mark.parametrize("function", ["send", "bulk", "status"])
+def test_functions_that_read_no_secret_do_not_load_ssm_parameters(function):
+    assert "aws_lambda_powertools.utilities.parameters" not in loaded(function)
