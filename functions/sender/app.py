@@ -22,10 +22,10 @@ from tuma.observability import NAMESPACE, loggable, logger, metrics, tracer
 from tuma.providers import timeouts
 from tuma.store import queue
 from tuma.store.circuit import DynamoBreaker
-from tuma.store.reports import ReportingMessageStore
+from tuma.store.linking import ReportingMessageStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
-# Records outcomes, and links SayaSMS's ids to messages for delivery reports (tuma.store.reports).
+# Records outcomes, and links SayaSMS's ids to messages for delivery reports (tuma.store.linking).
 store = ReportingMessageStore(settings.expire_after())
 # A claim older than the function's timeout belongs to an invocation that can no longer finish.
 # The timeout is read from the Lambda context (what is left at the handler's start, rounded up:

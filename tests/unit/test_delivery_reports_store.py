@@ -17,7 +17,8 @@ from tuma.store import reports as store_reports
 from tuma.store import table as table_module
 from tuma.store import tenants
 from tuma.store.messages import get_request
-from tuma.store.reports import DynamoReportStore, ReportingMessageStore, expire_due
+from tuma.store.linking import ReportingMessageStore
+from tuma.store.reports import DynamoReportStore, expire_due
 
 NOW = datetime(2026, 3, 13, 14, 30, tzinfo=timezone.utc)
 REQUEST = "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"

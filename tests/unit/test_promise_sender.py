@@ -32,7 +32,7 @@ from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
 from tuma.store import table as table_module
 from tuma.store.circuit import DynamoBreaker, read_circuit
-from tuma.store.reports import ReportingMessageStore
+from tuma.store.linking import ReportingMessageStore
 from tuma.store.sending import MessageStore
 from tuma.store.table import message_pk, recipient_sk
 

@@ -20,7 +20,7 @@ from tuma.domain.phones import mask
 from tuma.domain.requests import AcceptedRequest, keyed_request_id
 from tuma.domain.times import iso_millis, parse_iso
 from tuma.observability import logger, metrics
-from tuma.store import cancels, messages, queue, schedules
+from tuma.store import messages, queue
 
 _ID_PREFIX = {"send": "msg_", "bulk": "bat_"}
 
@@ -133,6 +133,8 @@ def _cancel_unqueued(accepted: AcceptedRequest, jobs: list[dict]) -> int:
     """Cancel jobs SQS may not have taken, as DELETE would (a copy SQS did take then finds its job
     cancelled and sends nothing); how many messages were cancelled. Best effort: on failure the
     messages stay `queued`, and the error is logged."""
+    from tuma.store import cancels  # only after a failed enqueue: kept off the accept path's cold start
+
     at, expires, cancelled = iso_millis(datetime.now(timezone.utc)), messages.expiry_of(accepted), 0
     try:
         for job in jobs:
@@ -149,6 +151,8 @@ def _cancel_unqueued(accepted: AcceptedRequest, jobs: list[dict]) -> int:
 def _schedule_once(accepted: AcceptedRequest, scheduled_at: datetime, keyed: bool) -> None:
     """The request's release schedule; with an Idempotency-Key, one an earlier attempt made (and
     then failed to store the request) is the one wanted: same id, same time."""
+    from tuma.store import schedules  # only requests held by the scheduler: most are sent now
+
     try:
         schedules.create_release_schedule(accepted.tenant_id, accepted.request_id, scheduled_at)
     except Exception as problem:

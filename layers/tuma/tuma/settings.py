@@ -14,8 +14,6 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from aws_lambda_powertools.utilities import parameters
-
 from tuma.domain.circuit import CircuitSettings
 from tuma.domain.providers import Provider
 
@@ -71,9 +69,18 @@ def _amount(name: str, default: str) -> Decimal:
     return value
 
 
+def _parameters():
+    """Powertools Parameters, loaded by the first SSM read: most functions (send, bulk, status,
+    cancel, release...) read no secret, and its import (its SSM, Secrets Manager and AppConfig
+    providers) would be on each of their cold starts for nothing."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters
+
+
 def _secrets() -> dict[str, str]:
     path = env("CONFIG_PATH").rstrip("/") + "/providers"
-    found = parameters.get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
+    found = _parameters().get_parameters(path, recursive=True, decrypt=True, max_age=SECRETS_MAX_AGE_S)
     return {name: _credential(f"{path}/{name}", value) for name, value in found.items()}
 
 
@@ -89,15 +96,15 @@ def _credential(parameter: str, value: str) -> str:
 
 
 def webhook_token() -> str:
-    return parameters.get_parameter(env("CONFIG_PATH").rstrip("/") + "/webhook/sayasms_token", decrypt=True,
-                                    max_age=SECRETS_MAX_AGE_S)
+    return _parameters().get_parameter(env("CONFIG_PATH").rstrip("/") + "/webhook/sayasms_token", decrypt=True,
+                                       max_age=SECRETS_MAX_AGE_S)
 
 
 def webhook_tokens() -> list[str]:
     """The tokens the webhook accepts: the current one and, during a rotation, the previous one
     (docs/delivery-reports.md). One cached call for both, whichever exist."""
-    found = parameters.get_parameters(env("CONFIG_PATH").rstrip("/") + "/webhook", recursive=False, decrypt=True,
-                                      max_age=SECRETS_MAX_AGE_S)
+    found = _parameters().get_parameters(env("CONFIG_PATH").rstrip("/") + "/webhook", recursive=False, decrypt=True,
+                                         max_age=SECRETS_MAX_AGE_S)
     return [found[name] for name in ("sayasms_token", "sayasms_token_previous") if found.get(name)]
 
 

@@ -23,8 +23,6 @@ from decimal import Decimal
 from botocore.exceptions import ClientError
 
 from tuma.domain import ids
-from tuma.domain.costs import amount
-from tuma.domain.segments import measure
 from tuma.store.table import REQUEST_SK, is_conditional_failure, message_pk, recipient_sk, table
 
 PROGRESS_SK = "PROGRESS"
@@ -47,6 +45,11 @@ def tally(job, outcomes, orphans_put: dict[int, bool]) -> dict | None:
     the item now says."""
     if not ids.is_batch(job.request_id):
         return None
+    # Only the sender tallies (and has both loaded already): the webhook and the expirer, which
+    # only move counts, do not load them on their cold starts.
+    from tuma.domain.costs import amount
+    from tuma.domain.segments import measure
+
     statuses: dict[str, int] = {}
     spent, segments = Decimal(0), 0
     kept = [r for r, _ in outcomes if orphans_put.get(r.index) is False]

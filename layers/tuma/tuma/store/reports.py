@@ -8,7 +8,10 @@
 
 A report is applied to the recipient item with one conditional UpdateItem: the status must be one
 the report may replace (forward only, hence idempotent); otherwise nothing is written (a failed
-conditional write is all it costs)."""
+conditional write is all it costs).
+
+The sender's side (writing the mappings and due items, applying parked reports) is
+tuma.store.linking: the webhook and the expirer do not load the sender's store."""
 
 from __future__ import annotations
 
@@ -19,16 +22,12 @@ from datetime import datetime, timedelta, timezone
 from botocore.exceptions import ClientError
 
 from tuma.domain import reports
-from tuma.domain.jobs import JobRecipient, SendJob
 from tuma.domain.times import iso_millis
 from tuma.domain.reports import MessageRef, Report
-from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import EXPIRED, SENT, earlier_than
-from tuma.observability import logger
 from tuma.store import progress
-from tuma.store.sending import MessageStore
 from tuma.store.table import (
-    batch_write, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
+    delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
 
 MAP_SK = "MAP"
 PARKED_PREFIX = "EVT#"
@@ -37,7 +36,7 @@ _FIRST_LOOKBACK = timedelta(days=7)  # where the expirer starts when it has no c
 PARKED_FOR = timedelta(days=7)  # a report whose message never shows up is dropped (TTL) after this
 
 
-def _mapping_pk(provider_message_id: str) -> str:
+def mapping_pk(provider_message_id: str) -> str:
     return f"PMSG#{reports.PROVIDER}#{provider_message_id}"
 
 
@@ -49,17 +48,17 @@ class DynamoReportStore:
     """tuma.domain.reports.ReportStore on the table."""
 
     def mapping(self, provider_message_id: str, consistent: bool = True) -> MessageRef | None:
-        item = table().get_item(Key={"pk": _mapping_pk(provider_message_id), "sk": MAP_SK},
+        item = table().get_item(Key={"pk": mapping_pk(provider_message_id), "sk": MAP_SK},
                                 ConsistentRead=consistent).get("Item")
         return MessageRef(item["tenant_id"], item["request_id"], int(item["index"])) if item else None
 
     def map(self, provider_message_id: str, ref: MessageRef, now: datetime) -> None:
-        table().put_item(Item=_mapping_item(provider_message_id, ref, now))
+        table().put_item(Item=mapping_item(provider_message_id, ref, now))
 
     def park(self, report: Report, now: datetime) -> None:
         try:
             table().put_item(Item={
-                "pk": _mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + reports.parking_slot(report.event),
+                "pk": mapping_pk(report.provider_message_id), "sk": PARKED_PREFIX + reports.parking_slot(report.event),
                 "kind": "parked_report", **report.to_item(), "expires_at": int((now + PARKED_FOR).timestamp())},
                 ConditionExpression="attribute_not_exists(pk)")
         except ClientError as problem:
@@ -69,11 +68,11 @@ class DynamoReportStore:
     def parked(self, provider_message_id: str) -> list[Report]:
         items = table().query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :evt)", ConsistentRead=True,
-            ExpressionAttributeValues={":pk": _mapping_pk(provider_message_id), ":evt": PARKED_PREFIX})["Items"]
+            ExpressionAttributeValues={":pk": mapping_pk(provider_message_id), ":evt": PARKED_PREFIX})["Items"]
         return reports.by_arrival(Report.from_item(item) for item in items)
 
     def unpark(self, report: Report) -> None:
-        table().delete_item(Key={"pk": _mapping_pk(report.provider_message_id),
+        table().delete_item(Key={"pk": mapping_pk(report.provider_message_id),
                                  "sk": PARKED_PREFIX + reports.parking_slot(report.event)})
 
     def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
@@ -106,8 +105,8 @@ class DynamoReportStore:
         return "duplicate" if old.get("status") == report.status else "late"
 
 
-def _mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
-    return {"pk": _mapping_pk(provider_message_id), "sk": MAP_SK, "kind": "provider_message",
+def mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
+    return {"pk": mapping_pk(provider_message_id), "sk": MAP_SK, "kind": "provider_message",
             "tenant_id": ref.tenant_id, "request_id": ref.request_id, "index": ref.index,
             "expires_at": expires_at(now)}
 
@@ -122,7 +121,7 @@ def _bucket_start(bucket: str) -> datetime:
     return datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
 
 
-def _due_item(refs: list[MessageRef], due: datetime, now: datetime) -> dict:
+def due_item(refs: list[MessageRef], due: datetime, now: datetime) -> dict:
     """One due item for the `sent` messages of one request recorded together (a job): the
     expirer's work stays per job, not per message."""
     pk = message_pk(refs[0].tenant_id, refs[0].request_id)
@@ -132,7 +131,7 @@ def _due_item(refs: list[MessageRef], due: datetime, now: datetime) -> dict:
 
 
 def schedule_expiry(ref: MessageRef, due: datetime, now: datetime) -> None:
-    table().put_item(Item=_due_item([ref], due, now))
+    table().put_item(Item=due_item([ref], due, now))
 
 
 def expire_due(now: datetime, time_left: Callable[[], float], after: timedelta) -> dict[str, int]:
@@ -229,84 +228,3 @@ def _duration(span: timedelta) -> str:
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     return f"{seconds} s"
-
-
-# --- the sender's store --------------------------------------------------------------------------
-
-class ReportingMessageStore(MessageStore):
-    """The sender's store, which also links SayaSMS ids to messages once the outcomes are recorded:
-    writes the mappings, applies reports that came early, and schedules the expiry of `sent`.
-
-    The message items are written first, so reports normally land after `sent`; a report that
-    comes sooner is parked and applied here. If an invocation died after recording but before
-    linking, the one that takes its job over links the messages it finds recorded."""
-
-    _LINKERS = 16  # concurrent look-ups of parked reports
-
-    def __init__(self, expire_after: timedelta):
-        self.expire_after = expire_after
-        self.reports = DynamoReportStore()
-
-    def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
-        super().record(job, claim, outcomes, now)
-        links = [(MessageRef(job.tenant_id, job.request_id, recipient.index), outcome.provider_message_id,
-                  outcome.status) for recipient, outcome in outcomes
-                 if outcome.provider == reports.PROVIDER and outcome.provider_message_id]
-        links += self._recorded_before(job, claim.orphaned)
-        links = _one_per_id(links)
-        if not links:
-            return
-        # Mappings and due items in batches (plain puts), then each id's parked reports: the
-        # mapping is written before its parked reports are read, as tuma.domain.reports needs.
-        items = [_mapping_item(provider_message_id, ref, now) for ref, provider_message_id, _ in links]
-        sent = [ref for ref, _, status in links if status == SENT]
-        if sent:
-            items.append(_due_item(sent, now + self.expire_after, now))
-        batch_write(items)
-        early = _with_parked_reports([provider_message_id for _, provider_message_id, _ in links])
-        with ThreadPoolExecutor(self._LINKERS) as pool:
-            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now),
-                          [link for link in links if link[1] in early]))
-
-    @staticmethod
-    def _recorded_before(job: SendJob, orphans: list[JobRecipient]) -> list[tuple[MessageRef, str, str]]:
-        """Links for orphans whose dead invocation had recorded a SayaSMS id."""
-        links = []
-        pk = message_pk(job.tenant_id, job.request_id)
-        for i in range(0, len(orphans), 100):  # BatchGetItem's limit
-            keys = [{"pk": pk, "sk": recipient_sk(r.index)} for r in orphans[i:i + 100]]
-            answer = table().meta.client.batch_get_item(
-                RequestItems={table().name: {"Keys": keys, "ConsistentRead": True}})
-            for item in answer["Responses"].get(table().name, []):
-                if item.get("provider") == reports.PROVIDER and item.get("provider_message_id"):
-                    ref = MessageRef(job.tenant_id, job.request_id, int(item["sk"][2:]))
-                    links.append((ref, item["provider_message_id"], item["status"]))
-        return links
-
-
-def _one_per_id(links: list[tuple[MessageRef, str, str]]) -> list[tuple[MessageRef, str, str]]:
-    """One link per SayaSMS id: a BatchWriteItem holding one key twice is refused whole. Two of our
-    messages under one id cannot both be told apart by its reports; the first keeps the id."""
-    kept: dict[str, tuple[MessageRef, str, str]] = {}
-    for link in links:
-        if kept.setdefault(link[1], link) is not link:
-            logger.warning("a SayaSMS id came for two messages: its reports go to the first",
-                           extra={"request_id": link[0].request_id, "index": link[0].index})
-    return list(kept.values())
-
-
-def _with_parked_reports(provider_message_ids: list[str]) -> set[str]:
-    """Which of these ids have reports parked: one BatchGetItem per 100 ids (one parking slot
-    each), instead of a query per message."""
-    found = set()
-    keys = [{"pk": _mapping_pk(pid), "sk": PARKED_PREFIX + slot} for pid in provider_message_ids
-            for slot in reports.PARKING_SLOTS]  # only these are ever parked
-    for i in range(0, len(keys), 100):  # BatchGetItem's limit
-        pending = {table().name: {"Keys": keys[i:i + 100], "ConsistentRead": True,
-                                  "ProjectionExpression": "pk"}}
-        while pending:
-            answer = table().meta.client.batch_get_item(RequestItems=pending)
-            found |= {item["pk"] for item in answer["Responses"].get(table().name, [])}
-            pending = answer.get("UnprocessedKeys") or None
-    prefix = len(_mapping_pk(""))
-    return {pk[prefix:] for pk in found}
