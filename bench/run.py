@@ -20,7 +20,8 @@ Every ratio's baseline is measured in the same run. Figures:
 - batch_get_p95_s_10k: GET /v1/batches/{id} latency while a 10,000-message batch is in flight
   (p50 and p95 over every poll from accept to done), over HTTP to the deployed stack.
 - sender_speedup_with_reports: as sender_speedup, with the SayaSMS simulator's delivery reports
-  on (30,000 webhook calls competing for the same two cores, as they compete on AWS for the table).
+  on (30,000 webhook calls, at most REPORT_CONCURRENCY in flight, competing for the same two cores, as
+  they compete on AWS for the table).
 - sms254_personalised_job_s: one job of 1,000 distinct bodies on 254sms (one call per body, 100 ms
   each), sent in process, against the sender's 30 s timeout.
 - sender_cpu_s_per_1000: the sender's CPU seconds (resource.getrusage, user + system) per 1,000
