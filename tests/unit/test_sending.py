@@ -449,24 +449,3 @@ def test_scope_of_the_stored_items(aws, store, simsaya, clock):
     keys = sorted((i["pk"], i["sk"]) for i in aws.items())
     assert all(re.fullmatch(rf"T#tenant-[ab]#M#msg_{ULID}", pk) for pk, _ in keys)
     assert sorted(sk for _, sk in keys) == sorted(["REQ", "C#000001", "J#000001", "R#000001", "R#000002"] * 2)
-
-
-def test_each_message_outcome_is_one_plain_conditional_put_not_a_transaction(aws, store, sim254, clock, monkeypatch):
-    """A transactional put bills 2 write units an item, a plain conditional put 1: the sender's
-    message writes are plain puts (each still conditioned on the item being new). The claim's
-    close is the one transaction (with the batch counters, tuma.store.progress)."""
-    from tuma.store import table as table_module
-
-    client = table_module.table().meta.client
-    real_transact, transacted = client.transact_write_items, []
-
-    def spy(**kwargs):
-        transacted.extend(item for item in kwargs["TransactItems"] if "Put" in item)
-        return real_transact(**kwargs)
-
-    monkeypatch.setattr(client, "transact_write_items", spy)
-    job = make_job("254sms")
-    send_job(job, store, via(adapter("254sms", sim254.url), clock), clock, GRACE)
-
-    assert transacted == []
-    assert statuses(aws, job) == [SENT, SENT]

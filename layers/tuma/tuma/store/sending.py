@@ -5,9 +5,8 @@ At-most-once sending rests on the job's conditional claim (see tuma.domain.sendi
 job's identity (tuma.domain.jobs.SendJob.identity). A message's outcome is still written only
 where it moves the message forward: a `sent` that comes late (after a delivery report, or from an
 invocation whose claim was taken over) never replaces `delivered` or any later status, it only
-joins the history. Each message is one PutItem conditioned on the item being new (1 write unit;
-a TransactWriteItems of the same puts bills 2 per item), made WRITERS at a time; a put that meets
-an existing item moves it forward with a conditional UpdateItem instead."""
+joins the history. The writes go 100 to a TransactWriteItems, each put conditioned on the item
+being new; a chunk that meets an existing item is written again one message at a time."""
 
 from __future__ import annotations
 
@@ -32,7 +31,8 @@ from tuma.store.table import (
 
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
 FRESH = "fresh"  # the state a claim found on a job never claimed before (kept as `prior_state`)
-WRITERS = 16  # message writes in flight at once
+TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+WRITERS = 16  # concurrent one-by-one writes of a chunk that met existing items
 # What a message item says of its outcome; a later outcome replaces them all.
 OUTCOME_FIELDS = ("provider", "provider_message_id", "cost", "error_code", "reason", "failover_from",
                   "failover_reason", "cost_estimated")
@@ -150,11 +150,14 @@ class MessageStore:
             item = _message_item(job, claim, recipient, outcome, at, expires)
             writes.setdefault(item["sk"], (item, recipient.index in orphans, recipient.index))
         ordered = list(writes.values())
-        put: dict[int, bool] = {}
-        if ordered:
-            with ThreadPoolExecutor(min(WRITERS, len(ordered))) as pool:
-                done = list(pool.map(lambda write: _write_one(write[0], write[1]), ordered))
-            put = {index: was_put for (_, orphan, index), was_put in zip(ordered, done) if orphan}
+        chunks = [ordered[i:i + TRANSACTION_ITEMS] for i in range(0, len(ordered), TRANSACTION_ITEMS)]
+        met_existing = [chunk for chunk in chunks if not _put_all_new([item for item, _, _ in chunk])]
+        one_by_one = [write for chunk in met_existing for write in chunk]
+        put = {index: True for item, orphan, index in ordered if orphan}
+        if one_by_one:
+            with ThreadPoolExecutor(min(WRITERS, len(one_by_one))) as pool:
+                done = list(pool.map(lambda write: _write_one(write[0], write[1]), one_by_one))
+            put.update({index: was_put for (_, orphan, index), was_put in zip(one_by_one, done) if orphan})
         self._tallies[claim.token] = progress.tally(job, outcomes, put)  # added as the claim closes
 
     def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
@@ -175,6 +178,20 @@ class MessageStore:
 
 def _job_key(job: SendJob) -> dict:
     return {"pk": message_pk(job.tenant_id, job.request_id), "sk": f"J#{job.identity}"}
+
+
+def _put_all_new(items: list[dict]) -> bool:
+    """Put every item in one transaction if none exists yet; False (nothing written) otherwise."""
+    name = table().name
+    try:
+        table().meta.client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+            for item in items])
+    except ClientError as problem:
+        if problem.response["Error"]["Code"] not in ("TransactionCanceledException", "TransactionConflictException"):
+            raise
+        return False  # an item exists already, or a delivery report wrote one meanwhile
+    return True
 
 
 def _write_one(item: dict, orphan: bool) -> bool:
