@@ -9,6 +9,7 @@ import pytest
 
 from test_costs_and_estimates import get, post, run_sender, single  # noqa: F401 (fixtures)
 from tuma.domain.ids import recipient_id
+from tuma.store import table as table_module
 from tuma.store.table import SHARDS, message_pk, recipient_pk
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -46,3 +47,29 @@ def test_a_multi_recipient_send_reads_every_message_back_in_order(post, get, run
     # One message is one read, under its own shard.
     last = get(f"/v1/messages/{recipient_id(request_id, len(numbers))}")
     assert (last["status"], last["number"]) == ("sent", numbers[-1])
+
+
+def test_reading_a_whole_request_queries_only_the_shards_its_positions_are_in(post, get, run_sender):
+    queries = []
+
+    def count(model, **_):
+        queries.append(model.name)
+
+    sent = {}
+    for size in (1, 2 * SHARDS + 3):
+        code, body = post("/v1/messages", single("Hello", to=[f"+2547{12000000 + i}" for i in range(size)]))
+        assert code == 202, body
+        sent[size] = body["message_id"]
+    run_sender()
+    events = table_module.table().meta.client.meta.events
+    events.register("after-call.dynamodb", count)
+    try:
+        read = {}
+        for size, request_id in sent.items():
+            queries.clear()
+            assert get(f"/v1/messages/{request_id}")["counts"] == {"sent": size}
+            read[size] = queries.count("Query")
+    finally:
+        events.unregister("after-call.dynamodb", count)
+    # The request's own items, then its messages' shards: 1 + 1 for one number, 1 + SHARDS for more.
+    assert read == {1: 2, 2 * SHARDS + 3: 1 + SHARDS}

@@ -4,7 +4,7 @@ tuma.store.sending)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -91,16 +91,21 @@ def _query_each(conditions: list, **query) -> list[list[dict]]:
             KeyConditionExpression=condition, ConsistentRead=True, **query)), conditions))
 
 
-def _shards(tenant_id: str, request_id: str) -> list:
-    return [Key("pk").eq(pk) for pk in recipient_pks(tenant_id, request_id)]
+def _shards(tenant_id: str, request_id: str, positions: Iterable[int] | None = None) -> list:
+    return [Key("pk").eq(pk) for pk in recipient_pks(tenant_id, request_id, positions)]
 
 
 def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[Chunk], dict[int, dict]]:
     """The request item, its chunks and its message items by index: a paged query for the request's
-    own items and one per shard of its messages (SHARDS + 1), concurrently."""
-    own, *shards = _query_each([Key("pk").eq(message_pk(tenant_id, request_id)), *_shards(tenant_id, request_id)])
+    own items, then one per shard its chunks' positions are in, concurrently. (Two rounds, not one:
+    a send to a few numbers reads a few shards, not all SHARDS.)"""
+    own = list(query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)), ConsistentRead=True))
     request = next((i for i in own if i["sk"] == REQUEST_SK), None)
     chunks = [chunk_record(i) for i in own if is_chunk(i)]
+    positions = [index for chunk in chunks for index in range(chunk.start, chunk.start + len(chunk.numbers))]
+    if request is None or not positions:
+        return request, chunks, {}
+    shards = _query_each(_shards(tenant_id, request_id, positions))
     messages = {position(i): i for items in shards for i in items}
     return request, chunks, messages
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -59,9 +59,10 @@ def sharded_pk(request_pk: str, index: int) -> str:
     return f"{request_pk}#{index % SHARDS}"
 
 
-def recipient_pks(tenant_id: str, request_id: str) -> list[str]:
-    """Every partition key a request's message items can be under."""
-    return [f"{message_pk(tenant_id, request_id)}#{shard}" for shard in range(SHARDS)]
+def recipient_pks(tenant_id: str, request_id: str, positions: Iterable[int] | None = None) -> list[str]:
+    """The partition keys the message items at `positions` are under (every shard when None)."""
+    shards = range(SHARDS) if positions is None else sorted({index % SHARDS for index in positions})
+    return [f"{message_pk(tenant_id, request_id)}#{shard}" for shard in shards]
 
 
 def recipient_key(tenant_id: str, request_id: str, index: int) -> dict:
