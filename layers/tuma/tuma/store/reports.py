@@ -3,7 +3,7 @@
   PMSG#sayasms#<SayaSMS message id> / MAP          which Tuma message it is (tenant, request, index)
   PMSG#sayasms#<SayaSMS message id> / EVT#<slot>   a report that came before the mapping (parked;
                                                   slot: tuma.domain.reports.parking_slot)
-  DUE#<yyyy-mm-ddThh>  / <due time>#<message pk>#<sk>   a sent message to expire at <due time>
+  DUE#<yyyy-mm-ddThh>  / <due time>#<request pk>#<sk>   a job's sent messages to expire at <due time>
   DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
 
 A report is applied to the recipient item with one conditional UpdateItem: the status must be one
