@@ -13,7 +13,7 @@ from tuma.domain import reports
 from tuma.domain.reports import parse_report
 from tuma.store import table as table_module
 from tuma.store.reports import DynamoReportStore, expire_due
-from tuma.store.table import message_pk, recipient_sk
+from tuma.store.table import message_pk, recipient_key
 
 
 @contextmanager
@@ -97,8 +97,7 @@ def test_a_redelivered_job_is_counted_once(post, get, aws, functions, context, s
 def test_a_repeated_report_moves_the_counts_once_and_expiry_moves_the_rest(post, get, run_sender, aws):
     batch_id = bulk(post, 3)
     run_sender()
-    pk = message_pk("tenant-a", batch_id)
-    provider_id = aws.table.get_item(Key={"pk": pk, "sk": recipient_sk(1)})["Item"]["provider_message_id"]
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
     delivered = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
     now = datetime.now(timezone.utc)
 

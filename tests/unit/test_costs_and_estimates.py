@@ -15,7 +15,7 @@ from tuma import settings
 from tuma.domain import costs
 from tuma.domain.jobs import parse_job
 from tuma.store.sending import MessageStore
-from tuma.store.table import message_pk, recipient_sk
+from tuma.store.table import message_pk, recipient_key
 
 # Handlers that answer without adding a metric make Powertools' log_metrics warn: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -247,8 +247,7 @@ def test_a_254sms_request_is_estimated_at_its_rate(post, get):
 def test_an_estimated_cost_written_by_the_sender_is_shown_and_totalled(post, get, aws):
     _, body = post("/v1/messages", single("Hello", to=["0712345678", "0722111222"], provider="254sms"))
     request_id = body["message_id"]
-    pk = message_pk("tenant-a", request_id)
-    aws.table.put_item(Item={"pk": pk, "sk": recipient_sk(1), "status": "sent", "provider": "254sms",
+    aws.table.put_item(Item={**recipient_key("tenant-a", request_id, 1), "status": "sent", "provider": "254sms",
                              "cost": "KES 0.80", "cost_estimated": True, "history": []})
     message = get(f"/v1/messages/{request_id}_1")
     assert (message["cost"], message["cost_estimated"]) == ("KES 0.80", True)
@@ -282,10 +281,10 @@ def test_a_batch_message_being_sent_is_still_estimated(post, get, aws):
     # accepted before the counters is (every message; tuma.store.progress.usable).
     aws.table.update_item(Key={"pk": pk, "sk": "REQ"}, UpdateExpression="REMOVE #g",
                           ExpressionAttributeNames={"#g": "segments"})
-    aws.table.put_item(Item={"pk": pk, "sk": recipient_sk(1), "status": "sending", "history": []})
-    aws.table.put_item(Item={"pk": pk, "sk": recipient_sk(2), "status": "sent", "cost": "KES 0.80",
-                             "cost_estimated": True, "history": []})
-    aws.table.put_item(Item={"pk": pk, "sk": recipient_sk(3), "status": "failed", "history": []})
+    at = lambda n: recipient_key("tenant-a", body["batch_id"], n)  # noqa: E731
+    aws.table.put_item(Item={**at(1), "status": "sending", "history": []})
+    aws.table.put_item(Item={**at(2), "status": "sent", "cost": "KES 0.80", "cost_estimated": True, "history": []})
+    aws.table.put_item(Item={**at(3), "status": "failed", "history": []})
     view = get(f"/v1/batches/{body['batch_id']}")
     assert (view["total_cost"], view["estimated_cost"]) == ("KES 0.80", "KES 1.60")  # _1: 2 segments × 0.80
     assert view["counts"] == {"sending": 1, "sent": 1, "failed": 1}

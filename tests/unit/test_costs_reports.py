@@ -143,7 +143,7 @@ def test_functions_run_on_arm64_and_are_not_traced_on_their_own(config):
 
 def _record(sk: str, status: str, old_status: str | None = None, callback: bool = True) -> dict:
     def image(value):
-        item = {"pk": {"S": "T#acme#M#msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"}, "sk": {"S": sk}, "status": {"S": value}}
+        item = {"pk": {"S": "T#acme#M#msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4#1"}, "sk": {"S": sk}, "status": {"S": value}}
         if callback:
             item["callback_url"] = {"S": "https://client.example/hooks"}
         return item

@@ -14,7 +14,7 @@ from tuma.domain.jobs import parse_job
 from tuma.domain.sending import CLAIMED, DONE, Outcome
 from tuma.domain.status import CANCELLED, DELIVERED, FAILED, QUEUED, REJECTED, SENT, UNKNOWN
 from tuma.store.sending import MessageStore
-from tuma.store.table import job_sk, message_pk, recipient_sk
+from tuma.store.table import job_sk, message_pk, recipient_key, recipient_pk, recipient_sk
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 NUMBERS = ["+254712000001", "+254712000002", "+254712000003", "+254712000004"]
@@ -38,7 +38,7 @@ def dlq_record(body: str, message_id: str = "dlq-1", attributes: dict | None = N
 
 
 def status_of(aws, request_id: str, index: int, tenant: str = "acme") -> dict | None:
-    return aws.item(message_pk(tenant, request_id), recipient_sk(index))
+    return aws.item(recipient_pk(tenant, request_id, index), recipient_sk(index))
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_a_message_already_cancelled_delivered_or_unknown_is_never_moved(dead_le
     after_five_failed_attempts(body)
     # Written behind the job's back, as a late report or a race would: the consumer must not overwrite.
     for index, status in ((2, CANCELLED), (3, DELIVERED), (4, UNKNOWN)):
-        aws.table.put_item(Item={"pk": message_pk("acme", request_id), "sk": recipient_sk(index), "status": status})
+        aws.table.put_item(Item={**recipient_key("acme", request_id, index), "status": status})
 
     assert dead_letters.run(dlq_record(body)) == {"batchItemFailures": []}
 

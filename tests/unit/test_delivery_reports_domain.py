@@ -11,6 +11,7 @@ import pytest
 from tuma.domain import callbacks, reports, status
 from tuma.domain.reports import MalformedReport, MessageRef, Report, parse_report
 from tuma.store.callbacks import message_change
+from tuma.store.table import recipient_pk
 
 AT = "2026-03-13T14:30:00.000Z"
 NOW = datetime(2026, 3, 13, 14, 30, tzinfo=timezone.utc)
@@ -160,7 +161,7 @@ def test_a_report_parked_while_the_sender_maps_is_applied_by_the_webhook():
 # --- client callbacks ----------------------------------------------------------------------------
 
 def image(**fields) -> dict:
-    return {"pk": "T#acme#M#msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4", "sk": "R#000001", "status": "sent",
+    return {"pk": recipient_pk("acme", "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4", 1), "sk": "R#000001", "status": "sent",
             "message_id": "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4_1", "provider": "sayasms", "number": "+254712345678",
             "callback_url": "https://client.example/hooks", "updated_at": AT, **fields}
 

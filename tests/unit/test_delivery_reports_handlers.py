@@ -16,6 +16,7 @@ from conftest import create_table
 from tuma.domain.callbacks import verify
 from tuma.store import table as table_module
 from tuma.store import tenants
+from tuma.store.table import recipient_pk
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok_" + "x" * 40
@@ -119,9 +120,12 @@ def test_other_routes_are_json_404(aws):
 
 # --- stream → callback queue -------------------------------------------------------------------------
 
+MESSAGE_PK = recipient_pk("acme", "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4", 1)
+
+
 def stream_record(old_status: str | None, new_status: str, callback_url: str | None = "http://127.0.0.1:9/cb") -> dict:
     def image(status):
-        item = {"pk": {"S": "T#acme#M#msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"}, "sk": {"S": "R#000001"},
+        item = {"pk": {"S": MESSAGE_PK}, "sk": {"S": "R#000001"},
                 "status": {"S": status}, "message_id": {"S": "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4_1"},
                 "number": {"S": "+254712345678"}, "updated_at": {"S": "2026-03-13T14:30:00.000Z"},
                 "latency_ms": {"N": "2489"}}
@@ -129,7 +133,7 @@ def stream_record(old_status: str | None, new_status: str, callback_url: str | N
             item["callback_url"] = {"S": callback_url}
         return item
 
-    dynamodb = {"Keys": {"pk": {"S": "T#acme#M#msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"}, "sk": {"S": "R#000001"}},
+    dynamodb = {"Keys": {"pk": {"S": MESSAGE_PK}, "sk": {"S": "R#000001"}},
                 "NewImage": image(new_status), "SequenceNumber": "1", "StreamViewType": "NEW_AND_OLD_IMAGES"}
     if old_status:
         dynamodb["OldImage"] = image(old_status)

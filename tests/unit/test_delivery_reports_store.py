@@ -16,7 +16,7 @@ from tuma.domain.sending import Outcome
 from tuma.store import reports as store_reports
 from tuma.store import table as table_module
 from tuma.store import tenants
-from tuma.store.messages import get_request
+from tuma.store.messages import get_message
 from tuma.store.linking import ReportingMessageStore
 from tuma.store.reports import DynamoReportStore, expire_due
 
@@ -65,7 +65,8 @@ def sent(pid: str) -> Outcome:
 
 
 def recipient(index: int = 1) -> dict:
-    return get_request("acme", REQUEST)[2][index]
+    """The message item, read by its key (these jobs are recorded without the chunks a GET reads)."""
+    return get_message("acme", REQUEST, index)[2]
 
 
 def events(item: dict) -> list[str]:

@@ -28,7 +28,7 @@ from tuma.providers.sms254 import Sms254
 from tuma.store import messages as message_store
 from tuma.store.circuit import DynamoBreaker, read_circuit
 from tuma.store.sending import MessageStore
-from tuma.store.table import message_pk, recipient_sk
+from tuma.store.table import message_pk, recipient_pk, recipient_sk
 
 GRACE = timedelta(seconds=30)
 T0 = utc(2026, 3, 13, 14, 30, 0)
@@ -65,7 +65,7 @@ def make_job(numbers=(SAFARICOM,), pin: str | None = None, body: str = "Hello fr
 
 
 def item(aws, job: SendJob, n: int = 1) -> dict:
-    return aws.item(message_pk(job.tenant_id, job.request_id), recipient_sk(n))
+    return aws.item(recipient_pk(job.tenant_id, job.request_id, n), recipient_sk(n))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from conftest import ULID, api_event, sqs_event
 from tuma.store.api_keys import create_api_key, key_hash
-from tuma.store.table import message_pk, recipient_sk
+from tuma.store.table import message_pk, recipient_pk, recipient_sk
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "layers/tuma/tuma/schemas/send_job.v1.json").read_text())
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/test/POST/v1/messages"
@@ -398,7 +398,7 @@ def _job(send, aws, provider: str, numbers=("+254712345678", "+254722111222")) -
 
 
 def _statuses(aws, request_id: str, count: int = 2) -> list[str]:
-    return [aws.item(message_pk("tenant-a", request_id), recipient_sk(n))["status"] for n in range(1, count + 1)]
+    return [aws.item(recipient_pk("tenant-a", request_id, n), recipient_sk(n))["status"] for n in range(1, count + 1)]
 
 
 def test_sender_batch_good_malformed_and_outage(sender, send, aws, simsaya, sim254, monkeypatch, closed_url):
@@ -421,7 +421,7 @@ def test_sender_batch_good_malformed_and_outage(sender, send, aws, simsaya, sim2
     # The outage left the job waiting for its retry, nothing recorded for its messages.
     claim = aws.item(message_pk("tenant-a", down_id), "J#000001")
     assert (claim["state"], claim["pending"]) == ("retry", [1, 2])
-    assert aws.item(message_pk("tenant-a", down_id), recipient_sk(1)) is None
+    assert aws.item(recipient_pk("tenant-a", down_id, 1), recipient_sk(1)) is None
 
 
 def test_sender_a_batch_whose_every_job_hits_an_outage_fails_whole_then_sends_once(
@@ -465,7 +465,7 @@ def test_sender_a_rejected_job_is_final_and_not_retried(sender, send, aws, sim25
     assert sender([job, other]) == {"batchItemFailures": []}
 
     assert _statuses(aws, request_id) == ["failed", "failed"]
-    assert aws.item(message_pk("tenant-a", request_id), recipient_sk(1))["error_code"] == "X002"
+    assert aws.item(recipient_pk("tenant-a", request_id, 1), recipient_sk(1))["error_code"] == "X002"
     assert _statuses(aws, other_id) == ["sent", "sent"]
     assert aws.receive(aws.dlq_url) == []
 

@@ -14,12 +14,13 @@ from tuma.domain.callbacks import callback_job
 from tuma.domain.ids import new_batch_id, new_request_id
 from tuma.store import tenants
 from tuma.store.callbacks import message_change
+from tuma.store.table import message_pk, recipient_pk
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 
 def image(request_id: str, status: str, index: int = 1) -> dict:
-    return {"pk": f"T#acme#M#{request_id}", "sk": f"R#{index:06d}", "status": status,
+    return {"pk": recipient_pk("acme", request_id, index), "sk": f"R#{index:06d}", "status": status,
             "message_id": f"{request_id}_{index}", "callback_url": "https://yourapp.example/cb",
             "updated_at": "2026-12-02T10:00:00.000Z"}
 
@@ -34,7 +35,9 @@ def test_bulk_and_single_sends_both_get_their_callbacks(request_id):
     assert job["payload"]["message_id"] == f"{request_id}_7"
 
 
-@pytest.mark.parametrize("pk", ["T#acme#M#bat_NOTAULID", "X#acme#M#" + new_batch_id(), "T#acme#M#" + new_batch_id() + "_3"])
+@pytest.mark.parametrize("pk", ["T#acme#M#bat_NOTAULID#1", "X#acme#M#" + new_batch_id() + "#1",
+                                "T#acme#M#" + new_batch_id() + "_3#1", "T#acme#M#" + new_batch_id() + "#10",
+                                message_pk("acme", new_batch_id())])  # the last two: no message's shard
 def test_a_key_that_is_not_a_request_gets_no_callback(pk):
     new = {**image(new_batch_id(), "sent"), "pk": pk}
     assert message_change(None, new) is None

@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from conftest import ACCOUNT, REGION, api_event
-from tuma.store.table import job_sk, message_pk, recipient_sk
+from tuma.store.table import job_sk, message_pk, recipient_pk, recipient_sk
 
 GROUP = "tuma-test-scheduled-sends"
 RELEASE_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tuma-test-release"
@@ -254,8 +254,8 @@ def test_cancelling_a_queued_request_before_the_sender_means_the_sender_sends_no
     assert sender([job["Body"]]) == {"batchItemFailures": []}
 
     assert simsaya.requests() == []
-    pk = message_pk("tenant-a", body["message_id"])
-    assert [aws.item(pk, recipient_sk(i))["status"] for i in (1, 2)] == ["cancelled", "cancelled"]
+    assert [aws.item(recipient_pk("tenant-a", body["message_id"], i), recipient_sk(i))["status"]
+            for i in (1, 2)] == ["cancelled", "cancelled"]
 
 
 def test_a_request_the_sender_has_sent_cannot_be_cancelled(post, delete, sender, aws, simsaya):
@@ -283,7 +283,7 @@ def test_a_job_claimed_but_not_yet_recorded_cannot_be_cancelled(post, delete, aw
     assert delete(body["message_id"])[1]["error"]["code"] == "already_sent"
     code, refused = delete(f"{body['message_id']}_1")
     assert code == 409 and refused["error"]["code"] == "already_sent"
-    assert aws.item(message_pk("tenant-a", body["message_id"]), recipient_sk(1)) is None
+    assert aws.item(recipient_pk("tenant-a", body["message_id"], 1), recipient_sk(1)) is None
 
 
 def test_a_cancelled_job_cannot_be_claimed(post, delete, aws):

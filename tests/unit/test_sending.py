@@ -27,7 +27,7 @@ from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
 from tuma.store import messages as message_store
 from tuma.store.sending import MessageStore
-from tuma.store.table import message_pk, recipient_sk
+from tuma.store.table import message_pk, recipient_pk, recipient_sk
 
 GRACE = timedelta(seconds=30)
 T0 = utc(2026, 3, 13, 14, 30, 0)
@@ -91,7 +91,7 @@ def sent_numbers(provider: str, call: dict) -> list[str]:
 
 
 def item(aws, job: SendJob, n: int) -> dict | None:
-    return aws.item(message_pk(job.tenant_id, job.request_id), recipient_sk(n))
+    return aws.item(recipient_pk(job.tenant_id, job.request_id, n), recipient_sk(n))
 
 
 def job_item(aws, job: SendJob) -> dict | None:
@@ -421,7 +421,7 @@ def test_a_stale_retry_attempt_makes_only_its_pending_messages_unknown(aws, stor
 
 
 def set_status(aws, job: SendJob, n: int, status: str) -> None:
-    aws.table.update_item(Key={"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(n)},
+    aws.table.update_item(Key={"pk": recipient_pk(job.tenant_id, job.request_id, n), "sk": recipient_sk(n)},
                           UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
                           ExpressionAttributeValues={":s": status})
 
@@ -447,5 +447,7 @@ def test_scope_of_the_stored_items(aws, store, simsaya, clock):
     send_job(second, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
     assert first.request_id != second.request_id
     keys = sorted((i["pk"], i["sk"]) for i in aws.items())
-    assert all(re.fullmatch(rf"T#tenant-[ab]#M#msg_{ULID}", pk) for pk, _ in keys)
+    # A message item's key adds its shard (tuma.store.table.recipient_pk) to its request's.
+    assert all(re.fullmatch(rf"T#tenant-[ab]#M#msg_{ULID}" + (r"#\d" if sk.startswith("R#") else ""), pk)
+               for pk, sk in keys)
     assert sorted(sk for _, sk in keys) == sorted(["REQ", "C#000001", "J#000001", "R#000001", "R#000002"] * 2)

@@ -11,7 +11,7 @@ import boto3
 
 from tuma.domain.ids import parse_message_id
 from tuma.domain.records import MessageChange
-from tuma.store.table import is_recipient, parse_message_pk, position
+from tuma.store.table import is_recipient, parse_recipient_pk, position
 
 
 def message_change(old_image: dict | None, new_image: dict | None) -> MessageChange | None:
@@ -19,7 +19,7 @@ def message_change(old_image: dict | None, new_image: dict | None) -> MessageCha
     record is about another item (a request, a chunk, a job, a key...) or a removal."""
     if not new_image or not is_recipient(new_image):
         return None
-    key = parse_message_pk(str(new_image.get("pk", "")))
+    key = parse_recipient_pk(str(new_image.get("pk", "")))
     if key is None:
         return None
     tenant_id, request_id = key

@@ -20,7 +20,7 @@ from tuma.domain.status import CANCELLED
 from tuma.store import progress
 from tuma.store.table import (
     REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once, query_all,
-    recipient_sk, table)
+    recipient_key, table)
 
 JOB_CANCELLED = "cancelled"  # a job item's state, beside tuma.store.sending's in_flight | retry | done
 JOB_RETRY = "retry"
@@ -81,8 +81,8 @@ def unsent_positions(job_item: dict, members: list[int]) -> list[int]:
 
 
 def _message_item(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> dict:
-    return {"pk": message_pk(tenant_id, request_id), "sk": recipient_sk(index),
-            "message_id": recipient_id(request_id, index), "status": CANCELLED, "created_at": at, "updated_at": at,
+    return {**recipient_key(tenant_id, request_id, index), "message_id": recipient_id(request_id, index),
+            "status": CANCELLED, "created_at": at, "updated_at": at,
             "history": [{"status": CANCELLED, "at": at}], "expires_at": expires}
 
 

@@ -18,7 +18,7 @@ from tuma.domain.status import SENT
 from tuma.observability import logger
 from tuma.store.reports import PARKED_PREFIX, DynamoReportStore, due_item, mapping_item, mapping_pk
 from tuma.store.sending import MessageStore
-from tuma.store.table import batch_write, message_pk, recipient_sk, table
+from tuma.store.table import batch_write, position, recipient_key, table
 
 
 class ReportingMessageStore(MessageStore):
@@ -60,14 +60,13 @@ class ReportingMessageStore(MessageStore):
     def _recorded_before(job: SendJob, orphans: list[JobRecipient]) -> list[tuple[MessageRef, str, str]]:
         """Links for orphans whose dead invocation had recorded a SayaSMS id."""
         links = []
-        pk = message_pk(job.tenant_id, job.request_id)
         for i in range(0, len(orphans), 100):  # BatchGetItem's limit
-            keys = [{"pk": pk, "sk": recipient_sk(r.index)} for r in orphans[i:i + 100]]
+            keys = [recipient_key(job.tenant_id, job.request_id, r.index) for r in orphans[i:i + 100]]
             answer = table().meta.client.batch_get_item(
                 RequestItems={table().name: {"Keys": keys, "ConsistentRead": True}})
             for item in answer["Responses"].get(table().name, []):
                 if item.get("provider") == reports.PROVIDER and item.get("provider_message_id"):
-                    ref = MessageRef(job.tenant_id, job.request_id, int(item["sk"][2:]))
+                    ref = MessageRef(job.tenant_id, job.request_id, position(item))
                     links.append((ref, item["provider_message_id"], item["status"]))
         return links
 

@@ -4,6 +4,8 @@ tuma.store.sending)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,8 +16,8 @@ from tuma.domain.records import Chunk
 from tuma.domain.scheduling import job_start
 from tuma.domain.times import parse_iso
 from tuma.store.schedules import held_job_item
-from tuma.store.table import (REQUEST_SK, batch_write, chunk_sk, expires_at, is_chunk, is_recipient, message_pk,
-                              position, query_all, recipient_sk, table)
+from tuma.store.table import (REQUEST_SK, batch_write, chunk_sk, expires_at, is_chunk, message_pk, position,
+                              query_all, recipient_key, recipient_pks, table)
 
 if TYPE_CHECKING:
     from tuma.domain.requests import AcceptedRequest
@@ -81,42 +83,58 @@ def request_item(tenant_id: str, request_id: str) -> dict | None:
                             ConsistentRead=True).get("Item")
 
 
+def _query_each(conditions: list, **query) -> list[list[dict]]:
+    """Every item each key condition finds (a paged Query each, `query` added to it), queried
+    concurrently: a request's message items are under SHARDS partition keys (tuma.store.table)."""
+    with ThreadPoolExecutor(len(conditions)) as pool:
+        return list(pool.map(lambda condition: list(query_all(
+            KeyConditionExpression=condition, ConsistentRead=True, **query)), conditions))
+
+
+def _shards(tenant_id: str, request_id: str, positions: Iterable[int] | None = None) -> list:
+    return [Key("pk").eq(pk) for pk in recipient_pks(tenant_id, request_id, positions)]
+
+
 def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[Chunk], dict[int, dict]]:
-    """The request item, its chunks and its message items by index: one paged query."""
-    items = list(query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)),
-                           ConsistentRead=True))
-    request = next((i for i in items if i["sk"] == REQUEST_SK), None)
-    chunks = [chunk_record(i) for i in items if is_chunk(i)]
-    messages = {position(i): i for i in items if is_recipient(i)}
+    """The request item, its chunks and its message items by index: a paged query for the request's
+    own items, then one per shard its chunks' positions are in, concurrently. (Two rounds, not one:
+    a send to a few numbers reads a few shards, not all SHARDS.)"""
+    own = list(query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id)), ConsistentRead=True))
+    request = next((i for i in own if i["sk"] == REQUEST_SK), None)
+    chunks = [chunk_record(i) for i in own if is_chunk(i)]
+    positions = [index for chunk in chunks for index in range(chunk.start, chunk.start + len(chunk.numbers))]
+    if request is None or not positions:
+        return request, chunks, {}
+    shards = _query_each(_shards(tenant_id, request_id, positions))
+    messages = {position(i): i for items in shards for i in items}
     return request, chunks, messages
 
 
 def get_message(tenant_id: str, request_id: str, index: int) -> tuple[dict | None, Chunk | None, dict | None]:
     """The request item, the chunk holding position `index`, and the message item: one BatchGetItem."""
     pk = message_pk(tenant_id, request_id)
-    keys = {REQUEST_SK: None, chunk_sk(chunk_start(index)): None, recipient_sk(index): None}
-    answer = table().meta.client.batch_get_item(RequestItems={table().name: {
-        "Keys": [{"pk": pk, "sk": sk} for sk in keys], "ConsistentRead": True}})
+    keys = [{"pk": pk, "sk": REQUEST_SK}, {"pk": pk, "sk": chunk_sk(chunk_start(index))},
+            recipient_key(tenant_id, request_id, index)]
+    found: dict[str, dict] = {}  # by sort key: the three differ
+    answer = table().meta.client.batch_get_item(RequestItems={table().name: {"Keys": keys, "ConsistentRead": True}})
     for item in answer["Responses"].get(table().name, []):
-        keys[item["sk"]] = item
-    request, chunk, message = keys.values()
+        found[item["sk"]] = item
+    request, chunk, message = (found.get(key["sk"]) for key in keys)
     return request, chunk_record(chunk) if chunk else None, message
 
 
 def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int, dict], list[Chunk]]:
     """The request item; the status and cost of every message the sender has touched, by index;
     and the chunks' `segments` and `rejected` (for the cost of the rest; their `numbers` are not
-    read). One paged query over the chunk and message items, projected to those attributes."""
+    read). A paged query over the chunk items, and one per shard of the message items, projected
+    to those attributes."""
     request = request_item(tenant_id, request_id)
-    touched, chunks = {}, []
     if request is None:
-        return request, touched, chunks
-    for item in query_all(KeyConditionExpression=Key("pk").eq(message_pk(tenant_id, request_id))
-                          & Key("sk").between("C#", "R#~"),
-                          ProjectionExpression="sk, #s, cost, #g, rejected",
-                          ExpressionAttributeNames={"#s": "status", "#g": "segments"}, ConsistentRead=True):
-        if is_recipient(item):
-            touched[position(item)] = item
-        elif is_chunk(item):
-            chunks.append(chunk_record(item))
+        return request, {}, []
+    chunks_only = Key("pk").eq(message_pk(tenant_id, request_id)) & Key("sk").begins_with("C#")
+    chunk_items, *shards = _query_each(
+        [chunks_only, *_shards(tenant_id, request_id)],
+        ProjectionExpression="sk, #s, cost, #g, rejected", ExpressionAttributeNames={"#s": "status", "#g": "segments"})
+    chunks = [chunk_record(item) for item in chunk_items]
+    touched = {position(item): item for items in shards for item in items}
     return request, touched, chunks

@@ -23,7 +23,7 @@ from decimal import Decimal
 from botocore.exceptions import ClientError
 
 from tuma.domain import ids
-from tuma.store.table import REQUEST_SK, is_conditional_failure, message_pk, recipient_sk, table
+from tuma.store.table import REQUEST_SK, is_conditional_failure, message_pk, position, recipient_key, table
 
 PROGRESS_SK = "PROGRESS"
 _SHOWN = "n_"  # counter attributes: n_<status>
@@ -63,14 +63,14 @@ def tally(job, outcomes, orphans_put: dict[int, bool]) -> dict | None:
 
 
 def _stored(job, recipients) -> dict[int, dict]:
-    pk = message_pk(job.tenant_id, job.request_id)
     found = {}
     for i in range(0, len(recipients), 100):
         answer = table().meta.client.batch_get_item(RequestItems={table().name: {
-            "Keys": [{"pk": pk, "sk": recipient_sk(r.index)} for r in recipients[i:i + 100]], "ConsistentRead": True,
+            "Keys": [recipient_key(job.tenant_id, job.request_id, r.index) for r in recipients[i:i + 100]],
+            "ConsistentRead": True,
             "ProjectionExpression": "sk, #s, cost", "ExpressionAttributeNames": {"#s": "status"}}})
         for item in answer["Responses"].get(table().name, []):
-            found[int(item["sk"][2:])] = item
+            found[position(item)] = item
     return found
 
 

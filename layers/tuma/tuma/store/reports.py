@@ -3,7 +3,7 @@
   PMSG#sayasms#<SayaSMS message id> / MAP          which Tuma message it is (tenant, request, index)
   PMSG#sayasms#<SayaSMS message id> / EVT#<slot>   a report that came before the mapping (parked;
                                                   slot: tuma.domain.reports.parking_slot)
-  DUE#<yyyy-mm-ddThh>  / <due time>#<message pk>#<sk>   a sent message to expire at <due time>
+  DUE#<yyyy-mm-ddThh>  / <due time>#<request pk>#<sk>   a job's sent messages to expire at <due time>
   DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
 
 A report is applied to the recipient item with one conditional UpdateItem: the status must be one
@@ -27,7 +27,8 @@ from tuma.domain.reports import MessageRef, Report
 from tuma.domain.status import EXPIRED, SENT, earlier_than
 from tuma.store import progress
 from tuma.store.table import (
-    delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, recipient_sk, table)
+    delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, parse_recipient_pk, position,
+    recipient_key, recipient_sk, sharded_pk, table)
 
 MAP_SK = "MAP"
 PARKED_PREFIX = "EVT#"
@@ -41,7 +42,7 @@ def mapping_pk(provider_message_id: str) -> str:
 
 
 def _recipient_key(ref: MessageRef) -> dict:
-    return {"pk": message_pk(ref.tenant_id, ref.request_id), "sk": recipient_sk(ref.index)}
+    return recipient_key(ref.tenant_id, ref.request_id, ref.index)
 
 
 class DynamoReportStore:
@@ -123,7 +124,8 @@ def _bucket_start(bucket: str) -> datetime:
 
 def due_item(refs: list[MessageRef], due: datetime, now: datetime) -> dict:
     """One due item for the `sent` messages of one request recorded together (a job): the
-    expirer's work stays per job, not per message."""
+    expirer's work stays per job, not per message. It keeps the request's key, not the messages'
+    shards: the expirer derives those (tuma.store.table.sharded_pk)."""
     pk = message_pk(refs[0].tenant_id, refs[0].request_id)
     sks = [recipient_sk(ref.index) for ref in refs]
     return {"pk": f"DUE#{_bucket(due)}", "sk": f"{iso_millis(due)}#{pk}#{sks[0]}", "kind": "expiry",
@@ -171,7 +173,8 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             return False
         # A page at a time: which messages still wait (one cheap read each), then the conditional
         # expiries of those only, concurrently, then the due items in batches.
-        targets = [(item["target_pk"], sk) for item in page["Items"] for sk in item["target_sks"]]
+        targets = [(sharded_pk(item["target_pk"], position({"sk": sk})), sk)
+                   for item in page["Items"] for sk in item["target_sks"]]
         waiting = _still_waiting(targets)
         counts["settled"] += len(targets) - len(waiting)
         with ThreadPoolExecutor(_EXPIRERS) as pool:
@@ -218,7 +221,7 @@ def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
         if not is_conditional_failure(problem):
             raise
         return False  # delivered, failed or already expired: nothing to do
-    tenant_id, request_id = pk[2:].rsplit("#M#", 1)  # tuma.store.table.message_pk
+    tenant_id, request_id = parse_recipient_pk(pk)
     progress.move(tenant_id, request_id, answer["Attributes"]["status"], EXPIRED)
     return True
 

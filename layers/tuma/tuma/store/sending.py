@@ -26,7 +26,7 @@ from tuma.domain.status import REJECTED, SENDING, may_move
 from tuma.observability import logger
 from tuma.store import progress
 from tuma.store.table import (
-    REQUEST_SK, chunk_sk, expires_at, is_conditional_failure, item_at_failure, message_pk, put_once, recipient_sk,
+    REQUEST_SK, chunk_sk, expires_at, is_conditional_failure, item_at_failure, message_pk, put_once, recipient_key,
     table)
 
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
@@ -250,9 +250,9 @@ def _update(item: dict, old: dict) -> bool:
 def _message_item(job: SendJob, claim: Claim, recipient: JobRecipient, outcome: Outcome, at: str, expires: int) -> dict:
     by = {"provider": outcome.provider} if outcome.provider else {}
     entry = {"status": outcome.status, "at": at, **by}
-    item = {"pk": message_pk(job.tenant_id, job.request_id), "sk": recipient_sk(recipient.index),
-            "message_id": recipient.message_id, "number": recipient.number, "status": outcome.status,
-            **by, "created_at": claim.claimed_at or at, "updated_at": at, "expires_at": expires}
+    item = {**recipient_key(job.tenant_id, job.request_id, recipient.index), "message_id": recipient.message_id,
+            "number": recipient.number, "status": outcome.status, **by,
+            "created_at": claim.claimed_at or at, "updated_at": at, "expires_at": expires}
     for name in ("provider_message_id", "cost", "error_code", "reason"):
         if getattr(outcome, name):
             entry[name] = item[name] = getattr(outcome, name)

@@ -4,7 +4,8 @@
                                          provider, counts
   T#<tenant>#M#<request id> / C#<n>      the numbers at positions n… (CHUNK_SIZE of them) as accepted
   T#<tenant>#M#<request id> / J#<n>      the send job whose first message is n: its claim and progress
-  T#<tenant>#M#<request id> / R#<n>      message n once the sender has an outcome: status, history
+  T#<tenant>#M#<request id>#<n mod SHARDS> / R#<n>
+                                         message n once the sender has an outcome: status, history
   KEY#<sha256 of api key>   / KEY        an API key's tenant
   PROVIDER#<name>           / BALANCE    a provider's cached balance (tuma.store.balances)
   PROVIDER#<name>           / CIRCUIT    a provider's circuit breaker (tuma.store.circuit)
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -26,6 +27,10 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 REQUEST_SK = "REQ"
+# A request's message items are spread over SHARDS partition keys by position: one partition takes
+# about 1,000 write units a second, so one key would cap a batch at ~1,000 messages/s (far fewer
+# while reports land). The price: reading a whole request's messages is SHARDS queries.
+SHARDS = 10
 _DESERIALIZER = TypeDeserializer()
 RETENTION_DAYS = int(os.environ.get("RETENTION_DAYS", "90"))
 
@@ -41,6 +46,27 @@ def table():
 
 def message_pk(tenant_id: str, request_id: str) -> str:
     return f"T#{tenant_id}#M#{request_id}"
+
+
+def recipient_pk(tenant_id: str, request_id: str, index: int) -> str:
+    """The partition key of message `index` of a request (its shard); the request's other items
+    (REQ, C#, J#, PROGRESS...) stay under message_pk."""
+    return sharded_pk(message_pk(tenant_id, request_id), index)
+
+
+def sharded_pk(request_pk: str, index: int) -> str:
+    """recipient_pk from the request's message_pk (the expirer's due items keep only that)."""
+    return f"{request_pk}#{index % SHARDS}"
+
+
+def recipient_pks(tenant_id: str, request_id: str, positions: Iterable[int] | None = None) -> list[str]:
+    """The partition keys the message items at `positions` are under (every shard when None)."""
+    shards = range(SHARDS) if positions is None else sorted({index % SHARDS for index in positions})
+    return [f"{message_pk(tenant_id, request_id)}#{shard}" for shard in shards]
+
+
+def recipient_key(tenant_id: str, request_id: str, index: int) -> dict:
+    return {"pk": recipient_pk(tenant_id, request_id, index), "sk": recipient_sk(index)}
 
 
 def recipient_sk(index: int) -> str:
@@ -78,6 +104,15 @@ def parse_message_pk(pk: str) -> tuple[str, str] | None:
     if not separator or not head.startswith("T#") or not request_id:
         return None
     return head[2:], request_id
+
+
+def parse_recipient_pk(pk: str) -> tuple[str, str] | None:
+    """(tenant, request id) of a message item's partition key `T#<tenant>#M#<request id>#<shard>`
+    (recipient_pk), or None when `pk` is not one."""
+    request_pk, separator, shard = pk.rpartition("#")
+    if not separator or not shard.isdigit() or int(shard) >= SHARDS:
+        return None
+    return parse_message_pk(request_pk)
 
 
 def provider_key(provider: str, sk: str) -> dict:
