@@ -32,7 +32,7 @@ def get_batch(batch_id: str):
     if parsed is None or parsed[1] is not None or not ids.is_batch(parsed[0]):
         raise NotFound("not_found", f"No batch {batch_id}.")
     tenant = api.tenant_id(app)
-    request, counters = progress.read(tenant, batch_id)  # two items, whatever the batch's size
+    request, counters = progress.read(tenant, batch_id)  # 1 + SHARDS keys, whatever the batch's size
     if request is None or progress.usable(request, counters):
         view = batch_view_of_counts(request, progress.counts(counters), batch_id)
         return {**view, **costs.progress_totals(request, (counters or {}).get("spent", 0),

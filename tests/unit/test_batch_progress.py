@@ -1,9 +1,11 @@
 """GET /v1/batches/{id} in O(1) (issue 12): the sender, the delivery reports and the expirer keep
 a batch's counters, exact under a redelivered job and a repeated report, and the route reads the
-same two items whatever the batch's size."""
+same keys whatever the batch's size. The counters are split over the message shards' keys, so a
+batch's reports do not all write one item."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -13,28 +15,28 @@ from tuma.domain import reports
 from tuma.domain.reports import parse_report
 from tuma.store import table as table_module
 from tuma.store.reports import DynamoReportStore, expire_due
-from tuma.store.table import message_pk, recipient_key
+from tuma.store.table import SHARDS, message_pk, recipient_key
 
 
 @contextmanager
 def items_read():
-    """How many items DynamoDB returns to the handlers inside the block."""
+    """How many keys the handlers ask DynamoDB for inside the block (a Query's items count as keys)."""
     read = Counter()
 
-    def count(parsed, model, **_):
+    def count(params, model, **_):
         if model.name in ("GetItem",):
-            read["items"] += int("Item" in parsed)
+            read["items"] += 1
         elif model.name == "BatchGetItem":
-            read["items"] += sum(len(found) for found in parsed.get("Responses", {}).values())
+            read["items"] += sum(len(spec["Keys"]) for spec in params.get("RequestItems", {}).values())
         elif model.name in ("Query", "Scan"):
-            read["items"] += len(parsed.get("Items", []))
+            read["items"] += 1000  # a query reads what it finds: never constant
 
     events = table_module.table().meta.client.meta.events
-    events.register("after-call.dynamodb", count)
+    events.register("provide-client-params.dynamodb", count)
     try:
         yield read
     finally:
-        events.unregister("after-call.dynamodb", count)
+        events.unregister("provide-client-params.dynamodb", count)
 
 
 def bulk(post, n: int, provider: str = "sayasms") -> str:
@@ -51,7 +53,7 @@ def view_from_every_message(get, aws, batch_id: str) -> dict:
     return get(f"/v1/batches/{batch_id}")
 
 
-def test_the_batch_route_reads_the_same_two_items_whatever_the_batch_size(post, get, aws, functions, context,
+def test_the_batch_route_reads_the_same_keys_whatever_the_batch_size(post, get, aws, functions, context,
                                                                             simsaya, sim254):
     from conftest import sqs_event
 
@@ -66,7 +68,8 @@ def test_the_batch_route_reads_the_same_two_items_whatever_the_batch_size(post, 
         assert view["counts"] == {"sent": n} and view["done"]
         read_by_size[n] = read["items"]
 
-    assert read_by_size == {3: 2, 1100: 2}
+    # The request item and the counters' SHARDS items, in one BatchGetItem.
+    assert read_by_size == {3: 1 + SHARDS, 1100: 1 + SHARDS}
 
 
 def test_the_counters_agree_with_the_messages_before_and_after_sending(post, get, run_sender, aws):
@@ -116,3 +119,29 @@ def test_a_batch_accepted_before_the_counters_is_still_answered_from_its_message
     run_sender()
     view = view_from_every_message(get, aws, batch_id)
     assert view["counts"] == {"sent": 2}
+
+
+def test_a_batchs_reports_move_counters_under_every_shard_not_one_item(post, get, run_sender, aws):
+    n = 2 * SHARDS
+    batch_id = bulk(post, n)
+    run_sender()
+    ids = [aws.table.get_item(Key=recipient_key("tenant-a", batch_id, i))["Item"]["provider_message_id"]
+           for i in range(1, n + 1)]  # a batch's messages are numbered from 1
+    counters_written = Counter()
+
+    def count(params, model, **_):
+        key = json.loads(params["body"]).get("Key", {}) if model.name == "UpdateItem" else {}
+        if key.get("sk") == {"S": "PROGRESS"}:
+            counters_written[key["pk"]["S"]] += 1
+
+    table_module.table().meta.client.meta.events.register("before-call.dynamodb", count)
+    now = datetime.now(timezone.utc)
+    for provider_id in ids:
+        report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+        assert reports.receive(report, DynamoReportStore(), now) == "applied"
+
+    # Each shard's counters took its own messages' reports: no item took more than n / SHARDS.
+    assert len(counters_written) == SHARDS and set(counters_written.values()) == {n // SHARDS}
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"delivered": n}
+    assert view == view_from_every_message(get, aws, batch_id)

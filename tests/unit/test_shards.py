@@ -28,8 +28,10 @@ def test_a_1000_message_job_spreads_its_message_items_over_every_shard(post, run
     # Each message under its own shard's key; SHARDS keys of 100 messages each.
     assert all(i["pk"] == recipient_pk("tenant-a", batch_id, int(i["sk"][2:])) for i in messages)
     assert Counter(i["pk"] for i in messages) == {recipient_pk("tenant-a", batch_id, s): 100 for s in range(SHARDS)}
-    # The request's own items (REQ, chunks, job, counters) keep the request's key.
-    assert {i["pk"] for i in items if not i["sk"].startswith("R#")} == {message_pk("tenant-a", batch_id)}
+    # The request's own items (REQ, chunks, job) keep the request's key; its counters are in the
+    # shard of the job's first message (tuma.store.progress).
+    assert {i["pk"] for i in items if i["sk"][:2] not in ("R#", "PR")} == {message_pk("tenant-a", batch_id)}
+    assert {i["pk"] for i in items if i["sk"] == "PROGRESS"} == {recipient_pk("tenant-a", batch_id, 1)}
 
 
 def test_a_multi_recipient_send_reads_every_message_back_in_order(post, get, run_sender):

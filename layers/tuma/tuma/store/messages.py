@@ -17,7 +17,7 @@ from tuma.domain.scheduling import job_start
 from tuma.domain.times import parse_iso
 from tuma.store.schedules import held_job_item
 from tuma.store.table import (REQUEST_SK, batch_write, chunk_sk, expires_at, is_chunk, message_pk, position,
-                              query_all, recipient_key, recipient_pks, table)
+                              query_all, recipient_items_under, recipient_key, recipient_pks, table)
 
 if TYPE_CHECKING:
     from tuma.domain.requests import AcceptedRequest
@@ -92,7 +92,7 @@ def _query_each(conditions: list, **query) -> list[list[dict]]:
 
 
 def _shards(tenant_id: str, request_id: str, positions: Iterable[int] | None = None) -> list:
-    return [Key("pk").eq(pk) for pk in recipient_pks(tenant_id, request_id, positions)]
+    return [recipient_items_under(pk) for pk in recipient_pks(tenant_id, request_id, positions)]
 
 
 def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[Chunk], dict[int, dict]]:

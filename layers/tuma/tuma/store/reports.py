@@ -98,7 +98,7 @@ class DynamoReportStore:
                 raise
             old = item_at_failure(problem)
         else:
-            progress.move(ref.tenant_id, ref.request_id, answer["Attributes"]["status"], report.status)
+            progress.move(ref.tenant_id, ref.request_id, ref.index, answer["Attributes"]["status"], report.status)
             return "applied"
         # Nothing written: a report that changes nothing is not worth a write (issue 12).
         if not old:
@@ -222,7 +222,7 @@ def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
             raise
         return False  # delivered, failed or already expired: nothing to do
     tenant_id, request_id = parse_recipient_pk(pk)
-    progress.move(tenant_id, request_id, answer["Attributes"]["status"], EXPIRED)
+    progress.move(tenant_id, request_id, position({"sk": sk}), answer["Attributes"]["status"], EXPIRED)
     return True
 
 

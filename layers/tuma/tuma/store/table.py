@@ -6,6 +6,8 @@
   T#<tenant>#M#<request id> / J#<n>      the send job whose first message is n: its claim and progress
   T#<tenant>#M#<request id>#<n mod SHARDS> / R#<n>
                                          message n once the sender has an outcome: status, history
+  T#<tenant>#M#<request id>#<shard> / PROGRESS
+                                         a batch's counters for that shard (tuma.store.progress)
   KEY#<sha256 of api key>   / KEY        an API key's tenant
   PROVIDER#<name>           / BALANCE    a provider's cached balance (tuma.store.balances)
   PROVIDER#<name>           / CIRCUIT    a provider's circuit breaker (tuma.store.circuit)
@@ -23,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 import boto3
+from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
@@ -57,6 +60,12 @@ def recipient_pk(tenant_id: str, request_id: str, index: int) -> str:
 def sharded_pk(request_pk: str, index: int) -> str:
     """recipient_pk from the request's message_pk (the expirer's due items keep only that)."""
     return f"{request_pk}#{index % SHARDS}"
+
+
+def recipient_items_under(pk: str):
+    """The key condition for the message items under one shard's key (the batch's progress
+    counters share those keys: tuma.store.progress)."""
+    return Key("pk").eq(pk) & Key("sk").begins_with(_RECIPIENT)
 
 
 def recipient_pks(tenant_id: str, request_id: str, positions: Iterable[int] | None = None) -> list[str]:
