@@ -381,7 +381,8 @@ def test_a_head_reused_by_another_request_falls_back_to_one_map_item_per_id(tabl
     assert get_message("acme", second.request_id, 3)[2]["status"] == "delivered"  # parked, found by its id
 
 
-@pytest.mark.parametrize("pid", ["SAYA-1", "msg_SAYA_01", "msg_SAYA_", "_7", "msg_SAYA_²", "msg_SAYA_١"])
+@pytest.mark.parametrize("pid", ["SAYA-1", "msg_SAYA_01", "msg_SAYA_", "_7", "msg_SAYA_²", "msg_SAYA_١",
+                                 "msg_SAYA_1234567890", "msg_SAYA_" + "9" * 40])
 def test_an_id_that_is_not_head_and_number_has_its_own_map_item(table, sender, pid):
     send(sender, {1: sent(pid), 2: sent("msg_SAYA_2")})
 

@@ -44,6 +44,7 @@ from tuma.store.table import (
 MAP_SK = "MAP"
 BLOCK_PREFIX = "MAP#"
 BLOCK_KIND = "provider_message_block"
+_MAX_PLACE_DIGITS = 9
 BLOCK_SIZE = 100  # slots per block item: 100 small numbers keep it under 1 KB, one write unit
 PARKED_PREFIX = "EVT#"
 DUE_CURSOR_KEY = {"pk": "DUE", "sk": "CURSOR"}
@@ -57,9 +58,10 @@ def mapping_pk(provider_message_id: str) -> str:
 
 def place(provider_message_id: str) -> tuple[str, int] | None:
     """(head, n) of an id `<head>_<n>` (n in ASCII digits without a leading zero: the rule
-    tuma.providers.sayasms reads recipients by), else None."""
+    tuma.providers.sayasms reads recipients by), else None. At most 9 digits: more than any call
+    has recipients, and within what a DynamoDB number holds (38 digits)."""
     head, _, tail = provider_message_id.rpartition("_")
-    if head and tail.isascii() and tail.isdigit() and not tail.startswith("0"):
+    if head and tail.isascii() and tail.isdigit() and not tail.startswith("0") and len(tail) <= _MAX_PLACE_DIGITS:
         return head, int(tail)
     return None
 
