@@ -360,7 +360,8 @@ def test_ids_of_two_calls_under_different_heads_do_not_mix(table, sender):
     send_job(sender, second, lambda i: f"msg_B_{4 - i}")  # numbered the other way round
     store = DynamoReportStore()
 
-    assert [store.mapping(f"msg_A_{i}") for i in (1, 2, 3)] == [MessageRef("acme", first.request_id, i) for i in (1, 2, 3)]
+    assert [store.mapping(f"msg_A_{i}") for i in (1, 2, 3)] == [MessageRef("acme", first.request_id, i)
+                                                                for i in (1, 2, 3)]
     assert [store.mapping(f"msg_B_{i}") for i in (1, 2, 3)] == [MessageRef("acme", second.request_id, i)
                                                                 for i in (3, 2, 1)]
 
@@ -400,7 +401,8 @@ def test_a_relink_by_a_takeover_sets_the_same_block(table, sender):
 
     taken_over = sender.claim(JOB, NOW + timedelta(minutes=5), GRACE)
     assert taken_over.orphaned == list(JOB.recipients)
-    sender.record(JOB, taken_over, [(r, Outcome("unknown", "sayasms", reason="died")) for r in taken_over.orphaned], NOW)
+    unknown = Outcome("unknown", "sayasms", reason="died")
+    sender.record(JOB, taken_over, [(r, unknown) for r in taken_over.orphaned], NOW)
 
     assert [i["sk"] for i in before] == ["MAP#0"]
     assert pmsg_items(table) == before  # the same block, slots and all; no MAP item per message

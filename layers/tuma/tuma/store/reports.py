@@ -123,10 +123,11 @@ class DynamoReportStore:
             # The same report is already parked; mark anyway: its first webhook may have died
             # between parking and marking.
         found = place(report.provider_message_id)
-        if found:  # an id of no block: the sender looks up its parked reports by id, as before
+        if found:  # (an id of no block has no mark: the sender reads its parking slot by id)
             head, n = found
             table().update_item(
-                Key=block_key(head, n), UpdateExpression="ADD parked :n SET kind = :kind, expires_at = if_not_exists(expires_at, :e)",
+                Key=block_key(head, n),
+                UpdateExpression="ADD parked :n SET kind = :kind, expires_at = if_not_exists(expires_at, :e)",
                 ExpressionAttributeValues={":n": {n}, ":kind": BLOCK_KIND, ":e": expires})
 
     def parked(self, provider_message_id: str) -> list[Report]:
