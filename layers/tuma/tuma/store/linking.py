@@ -17,7 +17,7 @@ from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import SENT
 from tuma.observability import logger
 from tuma.store.reports import (
-    BLOCK_SIZE, PARKED_PREFIX, DynamoReportStore, due_item, link_block, mapping_item, mapping_pk, place)
+    PARKED_PREFIX, DynamoReportStore, block_of, due_item, link_block, mapping_item, mapping_pk, place)
 from tuma.store.sending import MessageStore
 from tuma.store.table import batch_write, position, recipient_key, table
 
@@ -45,18 +45,32 @@ class ReportingMessageStore(MessageStore):
         links = _one_per_id(links)
         if not links:
             return
-        # The ids <head>_<n> go into block items, 100 to a block, one UpdateItem each, whose
-        # answer names the slots whose reports came first (tuma.store.reports.DynamoReportStore.park).
-        # Other ids, and those of a block another request holds, keep a MAP item each, and their
-        # parking slots are read as before. Each mapping is written before its parked reports are
-        # read, as tuma.domain.reports needs.
+        # The ids <head>_<n> go into block items, whose answer names the ids whose reports came
+        # first; the others (and those of a block another request holds) keep a MAP item each,
+        # and their parking slots are read. Either way each mapping is written before its parked
+        # reports are read, as tuma.domain.reports needs.
+        early, loose = self._link_blocks(job, links, now)
+        items = [mapping_item(provider_message_id, ref, now) for ref, provider_message_id, _ in loose]
+        sent = [ref for ref, _, status in links if status == SENT]
+        if sent:
+            items.append(due_item(sent, now + self.expire_after, now))
+        batch_write(items)
+        parked_loose = _with_parked_reports([provider_message_id for _, provider_message_id, _ in loose])
+        early += [link for link in loose if link[1] in parked_loose]
+        with ThreadPoolExecutor(self._LINKERS) as pool:
+            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now), early))
+
+    def _link_blocks(self, job: SendJob, links: list[tuple[MessageRef, str, str]],
+                     now: datetime) -> tuple[list, list]:
+        """One UpdateItem per block of 100 ids <head>_<n> (tuma.store.reports.link_block): the
+        links whose reports were parked first, and the links left for a MAP item each."""
         blocks: dict[tuple[str, int], dict[int, tuple[MessageRef, str, str]]] = {}
         loose = []
         for link in links:
             found = place(link[1])
             if found:
                 head, n = found
-                blocks.setdefault((head, (n - 1) // BLOCK_SIZE), {})[n] = link
+                blocks.setdefault((head, block_of(n)), {})[n] = link
             else:
                 loose.append(link)
         with ThreadPoolExecutor(self._LINKERS) as pool:
@@ -71,15 +85,7 @@ class ReportingMessageStore(MessageStore):
                 loose += slots.values()
             else:
                 early += [link for n, link in slots.items() if n in parked]
-        items = [mapping_item(provider_message_id, ref, now) for ref, provider_message_id, _ in loose]
-        sent = [ref for ref, _, status in links if status == SENT]
-        if sent:
-            items.append(due_item(sent, now + self.expire_after, now))
-        batch_write(items)
-        parked_loose = _with_parked_reports([provider_message_id for _, provider_message_id, _ in loose])
-        early += [link for link in loose if link[1] in parked_loose]
-        with ThreadPoolExecutor(self._LINKERS) as pool:
-            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now), early))
+        return early, loose
 
     @staticmethod
     def _recorded_before(job: SendJob, orphans: list[JobRecipient]) -> list[tuple[MessageRef, str, str]]:

@@ -66,8 +66,12 @@ def place(provider_message_id: str) -> tuple[str, int] | None:
     return None
 
 
+def block_of(n: int) -> int:
+    return (n - 1) // BLOCK_SIZE
+
+
 def block_key(head: str, n: int) -> dict:
-    return {"pk": mapping_pk(head), "sk": f"{BLOCK_PREFIX}{(n - 1) // BLOCK_SIZE}"}
+    return {"pk": mapping_pk(head), "sk": f"{BLOCK_PREFIX}{block_of(n)}"}
 
 
 def slot(n: int) -> str:
