@@ -98,11 +98,13 @@ def test_an_early_final_report_is_still_parked_and_applied_by_the_sender(table, 
 
 
 def test_the_sender_looks_up_only_the_parked_reports_that_can_exist(table, sender):
+    """For ids of no block (not `<head>_<n>`); block ids need no look-up unless marked
+    (test_delivery_reports_store)."""
     keys = []
     with hooked("provide-client-params.dynamodb.BatchGetItem",
                 lambda params, **_: keys.extend(k["sk"] for spec in params["RequestItems"].values()
                                                 for k in spec["Keys"])):
-        send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+        send(sender, {1: sent("SAYA-1"), 2: sent("SAYA-2")})
 
     # Two messages, one parking slot each (their final report), not one per event type.
     assert keys == ["EVT#final"] * 2

@@ -112,6 +112,16 @@ def test_the_webhook_keeps_a_report_for_an_unknown_id_and_answers_200(aws):
     assert [p["sk"] for p in parked] == ["EVT#final"] and parked[0]["event"] == "message.delivered"
 
 
+@pytest.mark.parametrize("message_id", ["msg_SAYA_²", "msg_SAYA_١٢", "msg_SAYA_" + "9" * 150, "_1", "msg_"])
+def test_the_webhook_parks_a_report_whatever_its_id_looks_like(aws, message_id):
+    """An id is read as <head>_<n> to find its block; any other shape is an id all the same."""
+    body = json.dumps({**json.loads(REPORT), "message_id": message_id})
+
+    answer = load("webhook").handler(url_event(body, TOKEN), Context())
+
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["outcome"] == "parked"
+
+
 @pytest.mark.filterwarnings("ignore:No application metrics")
 def test_other_routes_are_json_404(aws):
     answer = load("webhook").handler(url_event(REPORT, TOKEN, path="/"), Context())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -223,3 +224,186 @@ def test_a_tenant_gets_one_signing_secret(table):
     assert created and not created_again and secret == again and secret.startswith("whsec_")
     assert tenants.signing_secret("acme") == secret
     assert tenants.signing_secret("nobody") is None
+
+
+# --- SayaSMS id blocks (issue 12): ids <head>_<n> linked 100 to an item ----------------------------
+
+def big_job(request_id: str, count: int) -> SendJob:
+    return SendJob(tenant_id="acme", request_id=request_id, provider="sayasms", sender="TUMA", callback_url=None,
+                   from_api=True, recipients=tuple(JobRecipient(f"{request_id}_{i}", f"+2547{i:08d}", "Habari")
+                                                   for i in range(1, count + 1)))
+
+
+def send_job(store: ReportingMessageStore, job: SendJob, pid_of, when: datetime = NOW) -> None:
+    """The sender's record for any job, SayaSMS's id of message i being pid_of(i)."""
+    claim = store.claim(job, when, GRACE)
+    store.record(job, claim, [(r, sent(pid_of(r.index))) for r in claim.to_send], when)
+    store.finish(job, claim, [], "", when)
+
+
+def pmsg_items(table) -> list[dict]:
+    return [i for i in table.scan()["Items"] if i["pk"].startswith("PMSG#")]
+
+
+@contextmanager
+def table_requests():
+    """Each DynamoDB request made inside the block: (operation, the keys it names)."""
+    seen: list[tuple[str, list[dict]]] = []
+
+    def keep(params, model, **_):
+        keys = [params["Key"]] if "Key" in params else []
+        for spec in (params.get("RequestItems") or {}).values():
+            keys += spec["Keys"] if isinstance(spec, dict) else [
+                r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key") for r in spec]
+        if "Item" in params:
+            keys.append(params["Item"])
+        if "KeyConditionExpression" in params:
+            keys.append({"pk": params["ExpressionAttributeValues"][":pk"]})
+        seen.append((model.name, keys))
+
+    events = table_module.table().meta.client.meta.events
+    events.register("provide-client-params.dynamodb", keep)
+    try:
+        yield seen
+    finally:
+        events.unregister("provide-client-params.dynamodb", keep)
+
+
+def test_the_sender_for_1000_ids_makes_10_mapping_writes_and_no_parked_report_reads(table, sender):
+    job = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVT9", 1000)
+
+    with table_requests() as seen:
+        send_job(sender, job, lambda i: f"msg_CALL_{i}")
+
+    on_mappings = [(op, keys) for op, keys in seen if any(k["pk"].startswith("PMSG#") for k in keys)]
+    assert [op for op, _ in on_mappings] == ["UpdateItem"] * 10  # one per block of 100, no read at all
+    assert sorted(keys[0]["sk"] for _, keys in on_mappings) == sorted(f"MAP#{b}" for b in range(10))
+    store = DynamoReportStore()
+    for i in (1, 100, 101, 999, 1000):
+        assert store.mapping(f"msg_CALL_{i}") == MessageRef("acme", job.request_id, i)
+    assert store.mapping("msg_CALL_1001") is None and store.mapping("msg_CALL_0") is None
+    assert {i["sk"] for i in pmsg_items(table)} == {f"MAP#{b}" for b in range(10)}  # no MAP item per message
+
+
+def webhook_interleaved_with_sender(pid: str, after: int, sender_runs) -> str:
+    """receive() one early `delivered` report, with the sender's whole record run right after the
+    webhook's `after`-th DynamoDB request (0: before the first; past its last: after receive)."""
+    real = table_module.table()
+    made = {"requests": 0, "sender_ran": False}
+
+    class Interleaving:
+        def __getattr__(self, name):
+            method = getattr(real, name)
+            if made["sender_ran"] or not callable(method):
+                return method
+
+            def then_maybe_the_sender(*args, **kwargs):
+                answer = method(*args, **kwargs)
+                made["requests"] += 1
+                if made["requests"] == after:
+                    made["sender_ran"] = True
+                    sender_runs()
+                return answer
+            return then_maybe_the_sender
+
+    if after == 0:
+        made["sender_ran"] = True
+        sender_runs()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_reports, "table", lambda: Interleaving())
+        outcome = reports.receive(report("message.delivered", pid=pid), DynamoReportStore(), NOW)
+    if not made["sender_ran"]:
+        sender_runs()
+    return outcome
+
+
+@pytest.mark.parametrize("pid", ["msg_SAYA_1", "SAYA-1", "msg_SAYA_01"])
+@pytest.mark.parametrize("after", range(8))  # the early path makes at most 6 requests: 7 is after receive
+def test_an_early_report_is_applied_once_whatever_the_sender_does_between_the_webhooks_requests(
+        table, sender, pid, after):
+    """Look, park, mark, look again: the sender's link may land between any two of them."""
+    outcome = webhook_interleaved_with_sender(
+        pid, after, lambda: send(sender, {1: sent(pid), 2: sent(pid + "x")}))
+
+    assert outcome in ("applied", "duplicate", "parked")
+    item = recipient()
+    assert item["status"] == "delivered"
+    assert events(item) == ["message.delivered"]
+    assert DynamoReportStore().parked(pid) == []
+    assert recipient(2)["status"] == "sent"
+
+
+def test_a_retried_report_marks_its_block_though_its_first_webhook_died_after_parking(table, sender):
+    store = DynamoReportStore()
+    real = table_module.table()
+
+    class DiesBeforeMarking:
+        def __getattr__(self, name):
+            if name == "update_item":
+                raise TimeoutError("the webhook's time ran out")
+            return getattr(real, name)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(TimeoutError):
+        patch.setattr(store_reports, "table", lambda: DiesBeforeMarking())
+        reports.receive(report("message.delivered"), store, NOW)
+    assert reports.receive(report("message.delivered"), store, NOW) == "parked"  # SayaSMS's retry
+
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+
+    assert recipient()["status"] == "delivered"
+    assert store.parked(PID) == []
+
+
+def test_ids_of_two_calls_under_different_heads_do_not_mix(table, sender):
+    first, second = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTA", 3), big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTB", 3)
+    send_job(sender, first, lambda i: f"msg_A_{i}")
+    send_job(sender, second, lambda i: f"msg_B_{4 - i}")  # numbered the other way round
+    store = DynamoReportStore()
+
+    assert [store.mapping(f"msg_A_{i}") for i in (1, 2, 3)] == [MessageRef("acme", first.request_id, i)
+                                                                for i in (1, 2, 3)]
+    assert [store.mapping(f"msg_B_{i}") for i in (1, 2, 3)] == [MessageRef("acme", second.request_id, i)
+                                                                for i in (3, 2, 1)]
+
+
+def test_a_head_reused_by_another_request_falls_back_to_one_map_item_per_id(table, sender):
+    """SayaSMS's ids are not documented to be unique per call: a second request getting the same
+    head must not take over the first's slots."""
+    first, second = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTA", 3), big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTB", 5)
+    send_job(sender, first, lambda i: f"msg_SAME_{i}")
+    assert reports.receive(report("message.delivered", pid="msg_SAME_5"), DynamoReportStore(), NOW) == "parked"
+    send_job(sender, second, lambda i: f"msg_SAME_{i + 2}")  # 3..7: 3 collides with the first's
+
+    store = DynamoReportStore()
+    assert [store.mapping(f"msg_SAME_{i}") for i in (1, 2)] == [MessageRef("acme", first.request_id, i) for i in (1, 2)]
+    assert [store.mapping(f"msg_SAME_{i}") for i in (4, 5, 6, 7)] == [MessageRef("acme", second.request_id, i)
+                                                                      for i in (2, 3, 4, 5)]
+    assert store.mapping("msg_SAME_3") == MessageRef("acme", first.request_id, 3)  # the block's own wins
+    assert get_message("acme", second.request_id, 3)[2]["status"] == "delivered"  # parked, found by its id
+
+
+@pytest.mark.parametrize("pid", ["SAYA-1", "msg_SAYA_01", "msg_SAYA_", "_7", "msg_SAYA_²", "msg_SAYA_١",
+                                 "msg_SAYA_1234567890", "msg_SAYA_" + "9" * 40])
+def test_an_id_that_is_not_head_and_number_has_its_own_map_item(table, sender, pid):
+    send(sender, {1: sent(pid), 2: sent("msg_SAYA_2")})
+
+    assert DynamoReportStore().mapping(pid) == REF
+    assert table.get_item(Key={"pk": f"PMSG#sayasms#{pid}", "sk": "MAP"}).get("Item")
+    assert reports.receive(report("message.delivered", pid=pid), DynamoReportStore(), NOW) == "applied"
+    assert recipient()["status"] == "delivered"
+
+
+def test_a_relink_by_a_takeover_sets_the_same_block(table, sender):
+    dead = sender.claim(JOB, NOW, GRACE)
+    assert sender.mark_calling(JOB, dead, JOB.recipients)
+    sender.record(JOB, dead, [(JOB.recipients[0], sent(PID)), (JOB.recipients[1], sent("msg_SAYA_2"))], NOW)
+    before = pmsg_items(table)  # linked; then it died before closing its claim
+
+    taken_over = sender.claim(JOB, NOW + timedelta(minutes=5), GRACE)
+    assert taken_over.orphaned == list(JOB.recipients)
+    unknown = Outcome("unknown", "sayasms", reason="died")
+    sender.record(JOB, taken_over, [(r, unknown) for r in taken_over.orphaned], NOW)
+
+    assert [i["sk"] for i in before] == ["MAP#0"]
+    assert pmsg_items(table) == before  # the same block, slots and all; no MAP item per message
+    assert DynamoReportStore().mapping(PID) == REF

@@ -10,7 +10,8 @@ same SayaSMS id and applied by whichever side comes second:
   sender:  write mapping → read parked reports (strongly consistent) → apply each.
 
 Each side writes before its strongly consistent read, so at least one side sees the other's
-write: no report is lost. Both may apply the same report; applying is idempotent and forward
+write: no report is lost. (The store may make the sender's read cheaper, as long as that holds:
+tuma.store.reports has parking leave a mark where the sender's mapping write sees it.) Both may apply the same report; applying is idempotent and forward
 only (one conditional write that succeeds only if the report moves the status on,
 tuma.domain.status), so the outcome is the same under any order or repetition.
 

@@ -16,7 +16,8 @@ from tuma.domain.reports import MessageRef
 from tuma.domain.sending import Claim, Outcome
 from tuma.domain.status import SENT
 from tuma.observability import logger
-from tuma.store.reports import PARKED_PREFIX, DynamoReportStore, due_item, mapping_item, mapping_pk
+from tuma.store.reports import (
+    PARKED_PREFIX, DynamoReportStore, block_of, due_item, link_block, mapping_item, mapping_pk, place)
 from tuma.store.sending import MessageStore
 from tuma.store.table import batch_write, position, recipient_key, table
 
@@ -44,17 +45,47 @@ class ReportingMessageStore(MessageStore):
         links = _one_per_id(links)
         if not links:
             return
-        # Mappings and due items in batches (plain puts), then each id's parked reports: the
-        # mapping is written before its parked reports are read, as tuma.domain.reports needs.
-        items = [mapping_item(provider_message_id, ref, now) for ref, provider_message_id, _ in links]
+        # The ids <head>_<n> go into block items, whose answer names the ids whose reports came
+        # first; the others (and those of a block another request holds) keep a MAP item each,
+        # and their parking slots are read. Either way each mapping is written before its parked
+        # reports are read, as tuma.domain.reports needs.
+        early, loose = self._link_blocks(job, links, now)
+        items = [mapping_item(provider_message_id, ref, now) for ref, provider_message_id, _ in loose]
         sent = [ref for ref, _, status in links if status == SENT]
         if sent:
             items.append(due_item(sent, now + self.expire_after, now))
         batch_write(items)
-        early = _with_parked_reports([provider_message_id for _, provider_message_id, _ in links])
+        parked_loose = _with_parked_reports([provider_message_id for _, provider_message_id, _ in loose])
+        early += [link for link in loose if link[1] in parked_loose]
         with ThreadPoolExecutor(self._LINKERS) as pool:
-            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now),
-                          [link for link in links if link[1] in early]))
+            list(pool.map(lambda link: reports.apply_parked(link[1], link[0], self.reports, now), early))
+
+    def _link_blocks(self, job: SendJob, links: list[tuple[MessageRef, str, str]],
+                     now: datetime) -> tuple[list, list]:
+        """One UpdateItem per block of 100 ids <head>_<n> (tuma.store.reports.link_block): the
+        links whose reports were parked first, and the links left for a MAP item each."""
+        blocks: dict[tuple[str, int], dict[int, tuple[MessageRef, str, str]]] = {}
+        loose = []
+        for link in links:
+            found = place(link[1])
+            if found:
+                head, n = found
+                blocks.setdefault((head, block_of(n)), {})[n] = link
+            else:
+                loose.append(link)
+        with ThreadPoolExecutor(self._LINKERS) as pool:
+            answers = list(pool.map(
+                lambda block: link_block(block[0][0], {n: link[0].index for n, link in block[1].items()},
+                                         job.tenant_id, job.request_id, now), blocks.items()))
+        early = []
+        for ((head, _), slots), parked in zip(blocks.items(), answers):
+            if parked is None:
+                logger.warning("a SayaSMS id block is another request's: its ids are mapped one by one",
+                               extra={"request_id": job.request_id, "block_of": head})
+                loose += slots.values()
+            else:
+                early += [link for n, link in slots.items() if n in parked]
+        return early, loose
 
     @staticmethod
     def _recorded_before(job: SendJob, orphans: list[JobRecipient]) -> list[tuple[MessageRef, str, str]]:
