@@ -25,15 +25,15 @@ def install() -> None:
     moto_batch = DynamoDBBackend.batch_execute_statement
 
     def batch_execute_statement(self, statements):
-        return [_insert(self, statement) if _parsed(statement) else moto_batch(self, [statement])[0]
+        return [_insert(self, statement) if parse_insert(statement) else moto_batch(self, [statement])[0]
                 for statement in statements]
 
     batch_execute_statement._tuma_inserts = True
     DynamoDBBackend.batch_execute_statement = batch_execute_statement
 
 
-def _parsed(statement: dict) -> tuple[str, dict] | None:
-    """(table, item) of an INSERT in tuma's form, else None."""
+def parse_insert(statement: dict) -> tuple[str, dict] | None:
+    """(table, item) of an INSERT in tuma's form, else None (bench/costs.py sizes the item with it)."""
     match = _INSERT.fullmatch(statement.get("Statement", ""))
     if not match:
         return None
@@ -48,7 +48,7 @@ def _insert(backend, statement: dict) -> dict:
     from moto.core.exceptions import JsonRESTError
     from moto.dynamodb.exceptions import ConditionalCheckFailed
 
-    table_name, item = _parsed(statement)
+    table_name, item = parse_insert(statement)
     try:
         table = backend.get_table(table_name)
         backend.put_item(table_name, item, condition_expression="attribute_not_exists(#key)",
