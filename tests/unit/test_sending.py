@@ -573,6 +573,7 @@ def failing_inserts(client, monkeypatch, code: str, times: int, n: int = 4) -> l
 
 
 def test_a_throttled_insert_is_tried_again_alone(aws, store, simsaya, clock, monkeypatch):
+    """A per-statement ThrottlingError: the request succeeded, that one INSERT was not applied."""
     job = make_job("sayasms", numbers=many(30))
     sizes = failing_inserts(table_module.table().meta.client, monkeypatch, "ThrottlingError", times=1)
 
@@ -585,8 +586,9 @@ def test_a_throttled_insert_is_tried_again_alone(aws, store, simsaya, clock, mon
 
 def test_an_insert_that_keeps_failing_fails_the_invocation_and_the_takeover_makes_it_unknown(
         aws, store, simsaya, clock, monkeypatch):
-    """Bounded: after INSERT_ATTEMPTS the invocation fails (SQS delivers the job again). The claim
-    still holds the message's provider call, so the takeover records it `unknown`, calling nobody."""
+    """Bounded: after INSERT_ATTEMPTS, and after the job's other batches, the invocation fails
+    (SQS delivers the job again). The claim still holds the message's provider call, so the
+    takeover records only that one `unknown`, calling nobody."""
     from tuma.store.sending import INSERT_ATTEMPTS
 
     job = make_job("sayasms", numbers=many(30))
