@@ -592,13 +592,13 @@ def test_an_insert_that_keeps_failing_fails_the_invocation_and_the_takeover_make
     from tuma.store.sending import INSERT_ATTEMPTS
 
     job = make_job("sayasms", numbers=many(30))
-    sizes = failing_inserts(table_module.table().meta.client, monkeypatch, "InternalServerError", times=99)
+    sizes = failing_inserts(table_module.table().meta.client, monkeypatch, "InternalServerError",
+                            times=INSERT_ATTEMPTS)
     with pytest.raises(RuntimeError, match="kept failing 1 inserts"):
         send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
     assert sizes == [25] + [1] * (INSERT_ATTEMPTS - 1) + [5]  # the next batch is written still
     assert job_item(aws, job)["state"] == "in_flight"
 
-    monkeypatch.undo()
     clock.advance(seconds=GRACE.total_seconds() + 1)
     send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
 
