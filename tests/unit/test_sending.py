@@ -612,3 +612,26 @@ def test_an_insert_refused_for_any_other_reason_fails_at_once(aws, store, simsay
     with pytest.raises(RuntimeError, match="refused an insert: ValidationError"):
         send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
     assert sizes == [5]
+
+
+def test_a_takeover_counts_each_orphan_once_whether_the_dead_sender_wrote_it_or_not(
+        post, get, aws, simsaya, clock):
+    """The dead invocation called the provider for all 30 and recorded the first 10 before dying.
+    The takeover's first batch of INSERTs meets those 10 (refused) among 15 new ones: the 10
+    stand and count as stored (`sent`), the 20 others are inserted `unknown` and count so."""
+    batch_id = bulk(post, 30)
+    (body,) = [m["Body"] for m in aws.receive(aws.queue_url)]
+    job = parse_job(body, "sqs-1")
+    store = MessageStore()
+    dead = store.claim(job, clock(), GRACE)
+    assert store.mark_calling(job, dead, dead.to_send)
+    store.record(job, dead, [(r, Outcome(SENT, "sayasms", provider_message_id=f"p-{r.index}", cost="KES 0.90"))
+                             for r in job.recipients[:10]], clock())
+
+    clock.advance(seconds=GRACE.total_seconds() + 1)
+    send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [SENT] * 10 + [UNKNOWN] * 20
+    assert simsaya.messages() == []
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 10, "unknown": 20} and view["total_cost"] == "KES 9.00"
