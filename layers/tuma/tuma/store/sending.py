@@ -35,11 +35,11 @@ from tuma.store.table import (
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
 FRESH = "fresh"  # the state a claim found on a job never claimed before (kept as `prior_state`)
 INSERTS = 25  # BatchExecuteStatement's limit
-INSERT_ATTEMPTS = 5  # of the statements DynamoDB throttled or failed inside; then the invocation fails
+INSERT_ATTEMPTS = 5  # tries of an INSERT DynamoDB throttled or failed inside; then the invocation fails
 # The per-statement errors worth another try (BatchStatementError's codes); any other is a bug.
-PASSING_ERRORS = {"ProvisionedThroughputExceeded", "RequestLimitExceeded", "ThrottlingError", "InternalServerError",
+TRANSIENT_ERRORS = {"ProvisionedThroughputExceeded", "RequestLimitExceeded", "ThrottlingError", "InternalServerError",
                   "TransactionConflict"}
-WRITERS = 16  # concurrent one-by-one writes of a chunk that met existing items
+WRITERS = 16  # concurrent one-by-one writes of the items an INSERT found existing
 # What a message item says of its outcome; a later outcome replaces them all.
 OUTCOME_FIELDS = ("provider", "provider_message_id", "cost", "error_code", "reason", "failover_from",
                   "failover_reason", "cost_estimated")
@@ -201,7 +201,7 @@ def _insert_new(items: list[dict]) -> set[str]:
                 code = answer.get("Error", {}).get("Code")
                 if code == "DuplicateItem":
                     refused.add(item["sk"])
-                elif code in PASSING_ERRORS:
+                elif code in TRANSIENT_ERRORS:
                     again.append(item)
                 elif code:
                     raise RuntimeError(f"DynamoDB refused an insert: {code}: {answer['Error'].get('Message')}")
