@@ -7,8 +7,9 @@ where it moves the message forward: a `sent` that comes late (after a delivery r
 invocation whose claim was taken over) never replaces `delivered` or any later status, it only
 joins the history. The items go 25 to a BatchExecuteStatement of PartiQL INSERTs, which DynamoDB
 refuses (DuplicateItem) where the item exists already: the condition of a conditional put, at
-half the write units of a transaction's. A refused item is written again one by one; so is an item
-the first answer was lost for (botocore's retry finds it, it holds this very outcome)."""
+half the write units of a transaction's. A refused item is read and moved forward one by one (an
+orphan's stands as it is); so is an item the first answer was lost for (botocore's retry finds
+it, holding this very outcome, and leaves it)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ INSERT_ATTEMPTS = 5  # tries of an INSERT DynamoDB throttled or failed inside; t
 # The per-statement errors worth another try (BatchStatementError's codes); any other is a bug.
 TRANSIENT_ERRORS = {"ProvisionedThroughputExceeded", "RequestLimitExceeded", "ThrottlingError", "InternalServerError",
                   "TransactionConflict"}
-WRITERS = 16  # concurrent one-by-one writes of the items an INSERT found existing
+WRITERS = 16  # concurrent one-by-one writes onto the items an INSERT found existing
 # What a message item says of its outcome; a later outcome replaces them all.
 OUTCOME_FIELDS = ("provider", "provider_message_id", "cost", "error_code", "reason", "failover_from",
                   "failover_reason", "cost_estimated")
@@ -158,12 +159,13 @@ class MessageStore:
             writes.setdefault(item["sk"], (item, recipient.index in orphans, recipient.index))
         ordered = list(writes.values())
         existing = _insert_new([item for item, _, _ in ordered])
-        one_by_one = [write for write in ordered if write[0]["sk"] in existing]
-        put = {index: True for item, orphan, index in ordered if orphan}
+        # An orphan's existing item stands as it is: nothing to write (a takeover after a sender
+        # that died having recorded its job writes nothing more). Any other is moved one by one.
+        put = {index: item["sk"] not in existing for item, orphan, index in ordered if orphan}
+        one_by_one = [item for item, orphan, _ in ordered if item["sk"] in existing and not orphan]
         if one_by_one:
             with ThreadPoolExecutor(min(WRITERS, len(one_by_one))) as pool:
-                done = list(pool.map(lambda write: _write_one(write[0], write[1]), one_by_one))
-            put.update({index: was_put for (_, orphan, index), was_put in zip(one_by_one, done) if orphan})
+                list(pool.map(_write_one, one_by_one))
         self._tallies[claim.token] = progress.tally(job, outcomes, put)  # added as the claim closes
 
     def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
@@ -224,23 +226,19 @@ def _insert(item: dict) -> dict:
     return {"Statement": f'INSERT INTO "{table().name}" VALUE {{{names}}}', "Parameters": list(item.values())}
 
 
-def _write_one(item: dict, orphan: bool) -> bool:
-    """One message's outcome: a new item, or the existing one moved forward, or only its history
-    extended when the existing status is as far or further on. True when it put a new item."""
+def _write_one(item: dict) -> None:
+    """One message's outcome onto the item its INSERT found: the item moved forward, or only its
+    history extended when the existing status is as far or further on."""
     for _ in range(3):  # another writer may move the item between our read and our write
-        try:
-            table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            return True
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
         old = table().get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
-        if old is None:
+        if old is None:  # gone since (only TTL deletes): new again
+            if put_once(item):
+                return
             continue
-        if orphan or old.get("status") == item["status"]:
-            return False  # recorded already: by the invocation this one took over, or by an earlier try
+        if old.get("status") == item["status"]:
+            return  # recorded already: by an earlier try, or by our own INSERT whose answer was lost
         if _update(item, old):
-            return False
+            return
     logger.warning("outcome not recorded: the message kept changing under the sender",
                    extra={"status": item["status"], "message_id": item["message_id"]})
 
