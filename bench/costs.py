@@ -236,6 +236,26 @@ class Meter:
             elif name == "TransactWriteItems":
                 for entry in request.get("TransactItems", []):
                     units["wru"] += 2  # transactional writes bill double (items here are < 1 KB)
+            elif name in ("BatchExecuteStatement", "ExecuteStatement"):
+                # PartiQL INSERTs (the sender's): 1 write unit per KB of the item; one refused as a
+                # DuplicateItem is a failed conditional write (billed the item it found); a
+                # throttled or failed statement is not billed.
+                from local.moto_partiql import parse_insert
+
+                batch = name == "BatchExecuteStatement"
+                statements = request.get("Statements", []) if batch else [request]
+                error = (parsed.get("Error") or {}).get("Code", "").removesuffix("Exception")
+                answers = parsed.get("Responses", []) if batch else [{"Error": {"Code": error}} if failed else {}]
+                for statement, answer in zip(statements, answers, strict=True):
+                    _, item = parse_insert(statement) or (None, None)
+                    if item is None:
+                        raise ValueError(f"a PartiQL statement the bench does not bill: {statement['Statement']}")
+                    code = (answer.get("Error") or {}).get("Code")
+                    if code == "DuplicateItem":
+                        self.pending.append((self.function, {k: item[k] for k in ("pk", "sk")}))
+                        units["failed_conditional_writes"] += 1
+                    elif not code:
+                        units["wru"] += max(1, math.ceil(_size(item) / 1024))
 
     @staticmethod
     def _read(units, items, consistent, per_item, asked=None):
@@ -368,10 +388,12 @@ class Harness:
         import boto3
         from moto import mock_aws
 
+        from local import moto_partiql
         from local.simulators.common import start
         from local.simulators.sayasms import SayaSmsSimulator
         from local.simulators.sms254 import Sms254Simulator
 
+        moto_partiql.install()  # the sender's batched INSERTs, as DynamoDB answers them
         level = self.config["webhook"]["log_level"]
         os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION,
                            "AWS_REGION": REGION, "TABLE_NAME": TABLE, "CONFIG_PATH": CONFIG_PATH,

@@ -122,7 +122,9 @@ class LocalStack:
             # of workers it killed at their timeout: a temp folder of the stack's own, removed at stop,
             # so that a long or loaded run cannot fill the disk.
             self._tmp = Path(tempfile.mkdtemp(prefix="tuma-ministack-"))
-            self._spawn("ministack", [str(MINISTACK_BIN)], {
+            # Through local/ministack_main.py: MiniStack plus the stream record of a PartiQL INSERT.
+            ministack = [str(MINISTACK_BIN.parent / "python"), str(ROOT / "local" / "ministack_main.py")]
+            self._spawn("ministack", ministack, {
                 "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.ports.ministack), "LOG_LEVEL": "WARNING",
                 # Lambdas run with MiniStack's own interpreter: keep our venv's packages off their path.
                 "PYTHONPATH": "", "TMPDIR": str(self._tmp)})

@@ -165,6 +165,9 @@ def aws(monkeypatch: pytest.MonkeyPatch, _one_kms_key_per_spec: None) -> Iterato
     """moto with the table, the send queue and its DLQ, and the providers' SSM SecureStrings."""
     # Keep boto3's default session between tests: its service models stay loaded (moto would
     # otherwise drop it, and every test would pay ~30 ms per client to load them again).
+    from local import moto_partiql
+
+    moto_partiql.install()  # the sender's batched INSERTs, as DynamoDB and MiniStack answer them
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb)

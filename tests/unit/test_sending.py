@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 
 from conftest import Clock, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, utc
+from test_batch_progress import bulk
+from test_costs_and_estimates import get, post, run_sender  # noqa: F401 (fixtures)
 from tuma.domain.circuit import NoBreaker
 from tuma.domain.failover import Dispatcher
 from tuma.domain.jobs import JobConflict, SendJob, parse_job
@@ -26,6 +30,7 @@ from tuma.domain.status import DELIVERED, FAILED, REJECTED, SENT, UNKNOWN
 from tuma.providers.sayasms import SayaSms
 from tuma.providers.sms254 import Sms254
 from tuma.store import messages as message_store
+from tuma.store import table as table_module
 from tuma.store.sending import MessageStore
 from tuma.store.table import message_pk, recipient_pk, recipient_sk
 
@@ -451,3 +456,187 @@ def test_scope_of_the_stored_items(aws, store, simsaya, clock):
     assert all(re.fullmatch(rf"T#tenant-[ab]#M#msg_{ULID}" + (r"#\d" if sk.startswith("R#") else ""), pk)
                for pk, sk in keys)
     assert sorted(sk for _, sk in keys) == sorted(["REQ", "C#000001", "J#000001", "R#000001", "R#000002"] * 2)
+
+
+# --- the write of the outcomes: batched INSERTs, 1 write unit per new message ----------------
+
+
+@contextmanager
+def message_writes():
+    """Write units the sender's requests spend on message items (R#...), by operation, as DynamoDB
+    bills them for items under 1 KB: a transactional put 2, a PartiQL INSERT or a single write 1."""
+    spent = Counter()
+
+    def of_a_message(item: dict) -> bool:
+        sk = item["sk"]  # as the caller wrote it, or already serialized (the table's own hook)
+        return (sk["S"] if isinstance(sk, dict) else sk).startswith("R#")
+
+    def count(params, model, **_):
+        name, units = model.name, 0
+        if name == "TransactWriteItems":
+            units = 2 * sum(1 for e in params["TransactItems"] if "Put" in e and of_a_message(e["Put"]["Item"]))
+        elif name == "BatchExecuteStatement":
+            units = sum(1 for s in params["Statements"] if s["Statement"].startswith("INSERT"))
+        elif name in ("PutItem", "UpdateItem"):
+            units = int(of_a_message(params.get("Key") or params["Item"]))
+        if units:
+            spent[name] += units
+
+    events = table_module.table().meta.client.meta.events
+    events.register("before-parameter-build.dynamodb", count)
+    try:
+        yield spent
+    finally:
+        events.unregister("before-parameter-build.dynamodb", count)
+
+
+def many(n: int) -> list[str]:
+    return [f"+2547{i:08d}" for i in range(n)]
+
+
+def test_the_outcomes_cost_one_write_unit_per_new_message(aws, store, simsaya, clock):
+    """Issue 12: 60 new message items are 60 write units (3 requests of INSERTs), not the 120 of
+    conditional puts in a transaction."""
+    job = make_job("sayasms", numbers=many(60))
+    with message_writes() as spent:
+        send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [SENT] * 60
+    assert all(history(aws, job, r.index) == ["sending", "sent"] for r in job.recipients)
+    assert dict(spent) == {"BatchExecuteStatement": 60}
+
+
+def test_items_that_exist_already_are_moved_or_kept_and_only_the_new_ones_inserted(aws, store, simsaya, clock):
+    """A delivery report got to message 2 first, and message 27 was left `unknown` (forward of
+    it is `sent`): the other 28 are inserted in the batches; 2 keeps `delivered` and only gains
+    the late `sent` in its history, 27 moves to `sent`, each read and written one by one."""
+    job = make_job("sayasms", numbers=many(30))
+    for n, status in ((2, DELIVERED), (27, UNKNOWN)):
+        aws.table.put_item(Item={"pk": recipient_pk(job.tenant_id, job.request_id, n), "sk": recipient_sk(n),
+                                 "status": status, "history": [{"status": status, "at": "2026-03-13T14:29:59.000Z"}]})
+    with message_writes() as spent:
+        send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [DELIVERED if n == 2 else SENT for n in range(1, 31)]
+    assert history(aws, job, 2) == [DELIVERED, SENT]
+    assert item(aws, job, 2)["history"][-1]["note"] == "late: the message is already delivered; status unchanged"
+    assert "provider_message_id" not in item(aws, job, 2)
+    assert history(aws, job, 27) == [UNKNOWN, "sending", SENT]
+    taken = {m["to"]: m["message_id"] for m in simsaya.messages()}
+    assert item(aws, job, 27)["provider_message_id"] == taken[job.recipients[26].number]
+    assert all(history(aws, job, n) == ["sending", "sent"] for n in range(1, 31) if n not in (2, 27))
+    # 30 INSERTs (2 refused), then each refused one read and updated (no put tried again).
+    assert dict(spent) == {"BatchExecuteStatement": 30, "UpdateItem": 2}
+
+
+def test_inserts_whose_answer_was_lost_are_neither_written_nor_counted_twice(post, get, run_sender, aws, monkeypatch):
+    """botocore sends a BatchExecuteStatement again when its answer is lost (a reset, a 500): the
+    INSERTs were applied, so the retry is refused DuplicateItem for each. Those go one by one,
+    find their own outcome there, and change nothing: one `sent` each, the batch counted once."""
+    client = table_module.table().meta.client
+    real, retry_answers = client.batch_execute_statement, []
+
+    def lost_answer(**kwargs):
+        if not retry_answers:
+            real(**kwargs)  # applied, but the answer never came back: botocore sends it again
+            retry_answers.append(real(**kwargs))
+            return retry_answers[0]
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "batch_execute_statement", lost_answer)
+    batch_id = bulk(post, 30)
+    run_sender()
+
+    assert [answer["Error"]["Code"] for answer in retry_answers[0]["Responses"]] == ["DuplicateItem"] * 25
+    messages = [i for i in aws.items() if i["sk"].startswith("R#")]
+    assert len(messages) == 30
+    assert all([e["status"] for e in m["history"]] == ["sending", "sent"] for m in messages)
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 30} and view["total_cost"] == "KES 27.00"
+
+
+def failing_inserts(client, monkeypatch, code: str, times: int, n: int = 4) -> list[int]:
+    """Make DynamoDB answer `code` to the INSERT of message `n` (not applying it), the first
+    `times` times; how many statements each request carried."""
+    real, sizes, failed = client.batch_execute_statement, [], []
+
+    def answer(Statements, **kwargs):
+        sizes.append(len(Statements))
+        at = next((i for i, s in enumerate(Statements) if s["Parameters"][1] == recipient_sk(n)), None)
+        if at is None or len(failed) >= times:
+            return real(Statements=Statements, **kwargs)
+        failed.append(at)
+        rest = real(Statements=Statements[:at] + Statements[at + 1:], **kwargs)["Responses"] if len(Statements) > 1 \
+            else []
+        return {"Responses": rest[:at] + [{"Error": {"Code": code, "Message": "x"}}] + rest[at:]}
+
+    monkeypatch.setattr(client, "batch_execute_statement", answer)
+    return sizes
+
+
+def test_a_throttled_insert_is_tried_again_alone(aws, store, simsaya, clock, monkeypatch):
+    """A per-statement ThrottlingError: the request succeeded, that one INSERT was not applied."""
+    job = make_job("sayasms", numbers=many(30))
+    sizes = failing_inserts(table_module.table().meta.client, monkeypatch, "ThrottlingError", times=1)
+
+    send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+
+    assert sizes == [25, 1, 5]
+    assert statuses(aws, job) == [SENT] * 30
+    assert all(history(aws, job, r.index) == ["sending", "sent"] for r in job.recipients)
+
+
+def test_an_insert_that_keeps_failing_fails_the_invocation_and_the_takeover_makes_it_unknown(
+        aws, store, simsaya, clock, monkeypatch):
+    """Bounded: after INSERT_ATTEMPTS, and after the job's other batches, the invocation fails
+    (SQS delivers the job again). The claim still holds the message's provider call, so the
+    takeover records only that one `unknown`, calling nobody."""
+    from tuma.store.sending import INSERT_ATTEMPTS
+
+    job = make_job("sayasms", numbers=many(30))
+    sizes = failing_inserts(table_module.table().meta.client, monkeypatch, "InternalServerError",
+                            times=INSERT_ATTEMPTS)
+    with pytest.raises(RuntimeError, match="kept failing 1 inserts"):
+        send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+    assert sizes == [25] + [1] * (INSERT_ATTEMPTS - 1) + [5]  # the next batch is written still
+    assert job_item(aws, job)["state"] == "in_flight"
+
+    clock.advance(seconds=GRACE.total_seconds() + 1)
+    send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [UNKNOWN if n == 4 else SENT for n in range(1, 31)]
+    assert len(simsaya.messages()) == 30
+
+
+def test_an_insert_refused_for_any_other_reason_fails_at_once(aws, store, simsaya, clock, monkeypatch):
+    job = make_job("sayasms", numbers=many(5))
+    sizes = failing_inserts(table_module.table().meta.client, monkeypatch, "ValidationError", times=99)
+    with pytest.raises(RuntimeError, match="refused an insert: ValidationError"):
+        send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+    assert sizes == [5]
+
+
+def test_a_takeover_counts_each_orphan_once_whether_the_dead_sender_wrote_it_or_not(
+        post, get, aws, simsaya, clock):
+    """The dead invocation called the provider for all 30 and recorded the first 10 before dying.
+    The takeover's first batch of INSERTs meets those 10 (refused) among 15 new ones: the 10
+    stand as they are (no more writes) and count as stored (`sent`), the 20 others are inserted
+    `unknown` and count so."""
+    batch_id = bulk(post, 30)
+    (body,) = [m["Body"] for m in aws.receive(aws.queue_url)]
+    job = parse_job(body, "sqs-1")
+    store = MessageStore()
+    dead = store.claim(job, clock(), GRACE)
+    assert store.mark_calling(job, dead, dead.to_send)
+    store.record(job, dead, [(r, Outcome(SENT, "sayasms", provider_message_id=f"p-{r.index}", cost="KES 0.90"))
+                             for r in job.recipients[:10]], clock())
+
+    clock.advance(seconds=GRACE.total_seconds() + 1)
+    with message_writes() as spent:
+        send_job(job, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)
+
+    assert dict(spent) == {"BatchExecuteStatement": 30}
+    assert statuses(aws, job) == [SENT] * 10 + [UNKNOWN] * 20
+    assert simsaya.messages() == []
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 10, "unknown": 20} and view["total_cost"] == "KES 9.00"

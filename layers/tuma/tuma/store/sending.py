@@ -5,11 +5,15 @@ At-most-once sending rests on the job's conditional claim (see tuma.domain.sendi
 job's identity (tuma.domain.jobs.SendJob.identity). A message's outcome is still written only
 where it moves the message forward: a `sent` that comes late (after a delivery report, or from an
 invocation whose claim was taken over) never replaces `delivered` or any later status, it only
-joins the history. The writes go 100 to a TransactWriteItems, each put conditioned on the item
-being new; a chunk that meets an existing item is written again one message at a time."""
+joins the history. The items go 25 to a BatchExecuteStatement of PartiQL INSERTs, which DynamoDB
+refuses (DuplicateItem) where the item exists already: the condition of a conditional put, at
+half the write units of a transaction's. A refused item is read and moved forward one by one (an
+orphan's stands as it is); so is an item the first answer was lost for (botocore's retry finds
+it, holding this very outcome, and leaves it)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -31,8 +35,12 @@ from tuma.store.table import (
 
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
 FRESH = "fresh"  # the state a claim found on a job never claimed before (kept as `prior_state`)
-TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
-WRITERS = 16  # concurrent one-by-one writes of a chunk that met existing items
+INSERTS = 25  # BatchExecuteStatement's limit
+INSERT_ATTEMPTS = 5  # tries of an INSERT DynamoDB throttled or failed inside; then the invocation fails
+# The per-statement errors worth another try (BatchStatementError's codes); any other is a bug.
+TRANSIENT_ERRORS = {"ProvisionedThroughputExceeded", "RequestLimitExceeded", "ThrottlingError", "InternalServerError",
+                  "TransactionConflict"}
+WRITERS = 16  # concurrent one-by-one writes onto the items an INSERT found existing
 # What a message item says of its outcome; a later outcome replaces them all.
 OUTCOME_FIELDS = ("provider", "provider_message_id", "cost", "error_code", "reason", "failover_from",
                   "failover_reason", "cost_estimated")
@@ -150,14 +158,14 @@ class MessageStore:
             item = _message_item(job, claim, recipient, outcome, at, expires)
             writes.setdefault(item["sk"], (item, recipient.index in orphans, recipient.index))
         ordered = list(writes.values())
-        chunks = [ordered[i:i + TRANSACTION_ITEMS] for i in range(0, len(ordered), TRANSACTION_ITEMS)]
-        met_existing = [chunk for chunk in chunks if not _put_all_new([item for item, _, _ in chunk])]
-        one_by_one = [write for chunk in met_existing for write in chunk]
-        put = {index: True for item, orphan, index in ordered if orphan}
+        existing = _insert_new([item for item, _, _ in ordered])
+        # An orphan's existing item stands as it is: nothing to write (a takeover after a sender
+        # that died having recorded its job writes nothing more). Any other is moved one by one.
+        put = {index: item["sk"] not in existing for item, orphan, index in ordered if orphan}
+        one_by_one = [item for item, orphan, _ in ordered if item["sk"] in existing and not orphan]
         if one_by_one:
             with ThreadPoolExecutor(min(WRITERS, len(one_by_one))) as pool:
-                done = list(pool.map(lambda write: _write_one(write[0], write[1]), one_by_one))
-            put.update({index: was_put for (_, orphan, index), was_put in zip(one_by_one, done) if orphan})
+                list(pool.map(_write_one, one_by_one))
         self._tallies[claim.token] = progress.tally(job, outcomes, put)  # added as the claim closes
 
     def finish(self, job: SendJob, claim: Claim, not_taken: list[JobRecipient], reason: str, now: datetime) -> None:
@@ -180,37 +188,57 @@ def _job_key(job: SendJob) -> dict:
     return {"pk": message_pk(job.tenant_id, job.request_id), "sk": f"J#{job.identity}"}
 
 
-def _put_all_new(items: list[dict]) -> bool:
-    """Put every item in one transaction if none exists yet; False (nothing written) otherwise."""
-    name = table().name
-    try:
-        table().meta.client.transact_write_items(TransactItems=[
-            {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-            for item in items])
-    except ClientError as problem:
-        if problem.response["Error"]["Code"] not in ("TransactionCanceledException", "TransactionConflictException"):
-            raise
-        return False  # an item exists already, or a delivery report wrote one meanwhile
-    return True
+def _insert_new(items: list[dict]) -> set[str]:
+    """Insert each item unless one with its key exists; the sort keys of those refused (all the
+    items are of one request, so the sort key names the item)."""
+    client, refused, unwritten = table().meta.client, set(), 0
+    for i in range(0, len(items), INSERTS):
+        pending = items[i:i + INSERTS]
+        for attempt in range(INSERT_ATTEMPTS):
+            if attempt:
+                time.sleep(0.05 * 2 ** attempt)  # throttled: back off, as AWS advises
+            answers = client.batch_execute_statement(Statements=[_insert(item) for item in pending])["Responses"]
+            again = []
+            for item, answer in zip(pending, answers, strict=True):
+                code = answer.get("Error", {}).get("Code")
+                if code == "DuplicateItem":
+                    refused.add(item["sk"])
+                elif code in TRANSIENT_ERRORS:
+                    again.append(item)
+                elif code:
+                    raise RuntimeError(f"DynamoDB refused an insert: {code}: {answer['Error'].get('Message')}")
+            if not again:
+                break
+            pending = again
+        else:
+            unwritten += len(pending)
+    if unwritten:
+        # After the other batches, so only these are left to the takeover: the invocation fails,
+        # SQS delivers the job again, and its new claim records them `unknown` (they were called).
+        raise RuntimeError(f"DynamoDB kept failing {unwritten} inserts after {INSERT_ATTEMPTS} attempts")
+    return refused
 
 
-def _write_one(item: dict, orphan: bool) -> bool:
-    """One message's outcome: a new item, or the existing one moved forward, or only its history
-    extended when the existing status is as far or further on. True when it put a new item."""
+def _insert(item: dict) -> dict:
+    """A PartiQL INSERT of `item`, its values as parameters, never spliced into the statement (the
+    table's client serializes them with boto3's TypeSerializer, as it does every item here)."""
+    names = ", ".join("'{}': ?".format(name.replace("'", "''")) for name in item)
+    return {"Statement": f'INSERT INTO "{table().name}" VALUE {{{names}}}', "Parameters": list(item.values())}
+
+
+def _write_one(item: dict) -> None:
+    """One message's outcome onto the item its INSERT found: the item moved forward, or only its
+    history extended when the existing status is as far or further on."""
     for _ in range(3):  # another writer may move the item between our read and our write
-        try:
-            table().put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            return True
-        except ClientError as problem:
-            if not is_conditional_failure(problem):
-                raise
         old = table().get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
-        if old is None:
+        if old is None:  # gone since (only TTL deletes): new again
+            if put_once(item):
+                return
             continue
-        if orphan or old.get("status") == item["status"]:
-            return False  # recorded already: by the invocation this one took over, or by an earlier try
+        if old.get("status") == item["status"]:
+            return  # recorded already: by an earlier try, or by our own INSERT whose answer was lost
         if _update(item, old):
-            return False
+            return
     logger.warning("outcome not recorded: the message kept changing under the sender",
                    extra={"status": item["status"], "message_id": item["message_id"]})
 
