@@ -42,3 +42,31 @@ def test_the_sender_still_links_sayasms_ids():
 @pytest.mark.parametrize("function", ["send", "bulk", "status"])
 def test_functions_that_read_no_secret_do_not_load_ssm_parameters(function):
     assert "aws_lambda_powertools.utilities.parameters" not in loaded(function)
+
+
+@pytest.mark.parametrize("function", ["send", "bulk", "sender", "compat_254sms", "suppressions"])
+def test_plainly_written_numbers_need_no_phonenumbers_at_cold_start(function):
+    """tuma.domain.kenya_prefixes judges 0712.../+254712... (and every job the API makes): the
+    ~80 ms of `import phonenumbers` is paid only by a function that meets another form."""
+    assert "phonenumbers" not in loaded(function)
+
+
+def test_plain_numbers_are_judged_without_phonenumbers():
+    """The saving is real only if a first request of plain numbers, valid or not, does not load it."""
+    code = """
+import sys
+sys.path[:0] = [sys.argv[1]]
+from tuma.domain.phones import InvalidNumber, normalise
+assert [normalise(n).e164 for n in ("0712345678", "+254110123456", "254733123456")] == [
+    "+254712345678", "+254110123456", "+254733123456"]
+for bad in ("0109123456", "0147123456"):  # not valid numbers in Kenya's plan
+    try:
+        normalise(bad)
+    except InvalidNumber:
+        continue
+    raise AssertionError(bad)
+print("phonenumbers" in sys.modules)
+"""
+    answer = subprocess.run([sys.executable, "-c", code, str(REPO / "layers" / "tuma")], check=True,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""})
+    assert answer.stdout.strip() == "False"
