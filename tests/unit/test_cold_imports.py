@@ -70,3 +70,25 @@ print("phonenumbers" in sys.modules)
     answer = subprocess.run([sys.executable, "-c", code, str(REPO / "layers" / "tuma")], check=True,
                             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""})
     assert answer.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("function", ["send", "bulk", "sender", "compat_254sms", "suppressions"])
+def test_no_function_imports_fastjsonschema_or_powertools_validation(function):
+    """Request and job schemas are checked by validators generated ahead of time
+    (tuma.domain.schema_checks, scripts/codegen.py): nothing is compiled at a cold start or per job."""
+    assert not loaded(function) & {"fastjsonschema", "aws_lambda_powertools.utilities.validation"}
+
+
+def test_a_job_is_checked_without_compiling_its_schema():
+    code = """
+import json, sys
+sys.path[:0] = [sys.argv[1]]
+from tuma.domain.jobs import parse_job
+job = {"version": 1, "origin": "api", "tenant_id": "t", "request_id": "msg_01HZY5Q3J5Q0W3V0S6Y9X8T7R6",
+       "from": "SHOP", "body": "Hi", "recipients": [{"number": "+254712345678"}]}
+assert parse_job(json.dumps(job)).recipients[0].number == "+254712345678"
+print("fastjsonschema" in sys.modules)
+"""
+    answer = subprocess.run([sys.executable, "-c", code, str(REPO / "layers" / "tuma")], check=True,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""})
+    assert answer.stdout.strip() == "False"
