@@ -104,3 +104,30 @@ def test_the_cheaper_pattern_refuses_exactly_what_xml_cannot_carry():
 
     refused = [code for code in range(0x110000) if text_problem(chr(code)) is not None]
     assert refused == [code for code in range(0x110000) if not xml(code)]
+
+
+@pytest.mark.parametrize("function", ["send", "bulk", "status", "cancel", "balance"])
+def test_api_functions_load_only_the_rest_resolver(function):
+    """tuma.lazy_event_handler: Powertools' event_handler `__init__` would load every resolver."""
+    others = {"aws_lambda_powertools.event_handler." + name for name in (
+        "appsync", "bedrock_agent", "bedrock_agent_function", "events_appsync", "vpc_lattice", "http_resolver")}
+    assert not loaded(function) & others
+
+
+def test_the_event_handler_package_still_gives_every_name():
+    code = """
+import sys
+sys.path[:0] = [sys.argv[1]]
+import tuma.api
+assert "aws_lambda_powertools.event_handler.appsync" not in sys.modules
+from aws_lambda_powertools.event_handler import AppSyncResolver, LambdaFunctionUrlResolver, Response
+import aws_lambda_powertools.event_handler as package
+assert package.api_gateway.Response is Response and "AppSyncResolver" in package.__all__
+try:
+    package.no_such_name
+except AttributeError:
+    print("ok")
+"""
+    answer = subprocess.run([sys.executable, "-c", code, str(REPO / "layers" / "tuma")], check=True,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""})
+    assert answer.stdout.strip() == "ok"
