@@ -108,7 +108,7 @@ def test_the_cheaper_pattern_refuses_exactly_what_xml_cannot_carry():
 
 @pytest.mark.parametrize("function", ["send", "bulk", "status", "cancel", "balance"])
 def test_api_functions_load_only_the_rest_resolver(function):
-    """tuma.lazy_event_handler: Powertools' event_handler `__init__` would load every resolver."""
+    """tuma.lazy_powertools: Powertools' event_handler `__init__` would load every resolver."""
     others = {"aws_lambda_powertools.event_handler." + name for name in (
         "appsync", "bedrock_agent", "bedrock_agent_function", "events_appsync", "vpc_lattice", "http_resolver")}
     assert not loaded(function) & others
@@ -131,3 +131,12 @@ except AttributeError:
     answer = subprocess.run([sys.executable, "-c", code, str(REPO / "layers" / "tuma")], check=True,
                             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""})
     assert answer.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("function", ["send", "bulk", "status", "sender"])
+def test_functions_load_only_the_event_classes_their_powertools_modules_import(function):
+    """tuma.lazy_powertools: Powertools' data_classes `__init__` would load every event source's class."""
+    others = {"aws_lambda_powertools.utilities.data_classes." + name for name in (
+        "appsync_resolver_event", "code_pipeline_job_event", "connect_contact_flow_event", "ses_event",
+        "kinesis_firehose_event", "transfer_family_event", "secrets_manager_event")}
+    assert not loaded(function) & others

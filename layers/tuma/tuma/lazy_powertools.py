@@ -1,5 +1,11 @@
-"""Powertools' event_handler package, registered without running its `__init__` (importing this
-module does it; tuma.api imports it before any Powertools resolver)."""
+"""Two Powertools packages registered without running their `__init__`, each of which imports
+every module it has whatever one is asked for. Importing this module registers them: import it
+before Powertools' event_handler or batch utility (tuma.api does; the sender's app does).
+
+- aws_lambda_powertools.event_handler: every resolver (AppSync with asyncio, Bedrock agents, VPC
+  Lattice, HTTP...), for the one an API function uses: about 40 ms of CPU of its cold start.
+- aws_lambda_powertools.utilities.data_classes: every event class (about 40 event sources), for
+  the REST API's (the event handler) or SQS's (the batch utility)."""
 
 from __future__ import annotations
 
@@ -12,14 +18,13 @@ import sys
 def lazy_package(name: str) -> None:
     """Register package `name` without running its `__init__`: each name that `__init__` would
     import from a submodule is imported from it when first asked for (PEP 562), and submodules
-    load as usual. Powertools' event_handler `__init__` imports every resolver it has (AppSync
-    with asyncio, Bedrock agents, VPC Lattice, HTTP...): about 40 ms of CPU of each API
-    function's cold start (0.07 x `import boto3`) for the one resolver it uses."""
+    load as usual."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
-    origins = {alias.asname or alias.name: node.module for node in ast.parse(spec.loader.get_source(name)).body
-               if isinstance(node, ast.ImportFrom) and node.level == 0 for alias in node.names}
+    origins = {alias.asname or alias.name: importlib.util.resolve_name("." * node.level + (node.module or ""), name)
+               for node in ast.parse(spec.loader.get_source(name)).body
+               if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
     package = importlib.util.module_from_spec(spec)
 
     def __getattr__(attribute: str):
@@ -44,3 +49,4 @@ def lazy_package(name: str) -> None:
 
 
 lazy_package("aws_lambda_powertools.event_handler")
+lazy_package("aws_lambda_powertools.utilities.data_classes")
