@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tuma import api, settings, suppressing
+from tuma.api import Response  # via tuma.api: tuma.lazy_powertools keeps event_handler from loading all
 from tuma.domain import fields, ids, scheduling
 from tuma.domain.errors import Unavailable
 from tuma.domain.phones import mask

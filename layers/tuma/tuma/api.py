@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tuma import lazy_powertools  # noqa: F401  (first: Powertools' event_handler without its __init__)
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 

@@ -4,10 +4,12 @@ queue's job schema (send_job.v1.json). A refusal is Tuma's {"field", "reason"}, 
 its path (`recipients[3].to`); what a schema cannot say (numbers, segments, the schedule window,
 callback hosts) stays with the domain modules that accept each route.
 
-fastjsonschema (compiled validators, no import-time cost beyond the library) stops at the first
-error of a validation. So that one answer still names every wrong field, each top-level field is
-validated on its own (one problem per field, its first), and the rules across fields, such as
-bulk's "either `messages` or `template`", on their own too (their first problem).
+The checks are fastjsonschema's validators, generated as code ahead of time (scripts/codegen.py
+writes tuma/domain/schema_checks.py): a function neither imports fastjsonschema nor compiles a
+schema on its cold start. fastjsonschema stops at the first error of a validation. So that one
+answer still names every wrong field, each top-level field is validated on its own (one problem
+per field, its first), and the rules across fields, such as bulk's "either `messages` or
+`template`", on their own too (their first problem).
 
 A subschema's `x-reason` says in words what its `type`, `pattern`, `anyOf`, `not`... rules mean,
 where the rule itself would tell a person nothing (a regular expression); bounds, enums and
@@ -20,7 +22,7 @@ import re
 from functools import cache
 from importlib import resources
 
-import fastjsonschema
+from tuma.domain import schema_checks
 
 _DROPPED = ("$schema", "$id", "$defs", "$comment", "examples")
 _EXPLAINED = frozenset({"type", "pattern", "anyOf", "oneOf", "not", "const", "format"})
@@ -73,14 +75,22 @@ def _without_items(schema: dict, entries: tuple[str, ...]) -> dict:
 _FIELD_RULES = ("type", "properties", "additionalProperties", "required")  # checked field by field
 
 
-@cache
-def _validator(name: str, entries: tuple[str, ...], field: str | None):
-    """The compiled check of one top-level `field` of request `name`, or (None) of its rules
-    across fields (if/then/else, not...)."""
+def field_schema(name: str, entries: tuple[str, ...], field: str | None) -> dict:
+    """What is checked of one top-level `field` of request `name`, or (None) its rules across
+    fields (if/then/else, not...). scripts/codegen.py compiles each into schema_checks."""
     schema = _without_items(declaration(name), entries)
     if field is None:
-        return fastjsonschema.compile({k: v for k, v in schema.items() if k not in _FIELD_RULES})
-    return fastjsonschema.compile(schema["properties"][field])
+        return {k: v for k, v in schema.items() if k not in _FIELD_RULES}
+    return schema["properties"][field]
+
+
+def entry_schema(name: str, field: str) -> dict:
+    """What is checked of each entry of list `field` of request `name` (bulk's `messages[i]`)."""
+    return declaration(name)["properties"][field]["items"]
+
+
+def _validator(name: str, entries: tuple[str, ...], field: str | None):
+    return schema_checks.ROUTE_FIELDS[(name, entries, field)]  # KeyError: add the route to scripts/codegen.py
 
 
 def problems(name: str, payload: dict, entries: tuple[str, ...] = ()) -> list[dict]:
@@ -109,9 +119,8 @@ def top_field(path: str) -> str:
     return re.split(r"[.\[]", path, maxsplit=1)[0]
 
 
-@cache
 def _entry_validator(name: str, field: str):
-    return fastjsonschema.compile(declaration(name)["properties"][field]["items"])
+    return schema_checks.ROUTE_ENTRIES[(name, field)]
 
 
 def entry_problem(name: str, field: str, entry: object) -> list[dict]:
@@ -123,12 +132,12 @@ def entry_problem(name: str, field: str, entry: object) -> list[dict]:
 def _first_problem(validate, value, prefix: str = "") -> list[dict]:
     try:
         validate(value)
-    except fastjsonschema.JsonSchemaValueException as error:
+    except schema_checks.JsonSchemaValueException as error:
         return _translated(error, prefix)
     return []
 
 
-def _translated(error: fastjsonschema.JsonSchemaValueException, prefix: str) -> list[dict]:
+def _translated(error: schema_checks.JsonSchemaValueException, prefix: str) -> list[dict]:
     """fastjsonschema's error as Tuma's problems. Its `name` is the path from `data`
     (`data.recipients[3].to`); `definition` is the subschema whose rule `rule` failed."""
     where = (prefix + error.name[len("data"):]).lstrip(".")  # "to" + "[3]", "" + ".body"
@@ -151,7 +160,7 @@ def _translated(error: fastjsonschema.JsonSchemaValueException, prefix: str) -> 
     return [{"field": where, "reason": _worded(rule, definition, error)}]
 
 
-def _worded(rule: str, definition: dict, error: fastjsonschema.JsonSchemaValueException) -> str:
+def _worded(rule: str, definition: dict, error: schema_checks.JsonSchemaValueException) -> str:
     bound = definition.get(rule)
     if rule == "type":
         kinds = [bound] if isinstance(bound, str) else list(bound)

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
-
-from tuma.domain import ids
+from tuma.domain import ids, schema_checks
 from tuma.domain.phones import InvalidNumber, normalise
 from tuma.domain.segments import length_problem, measure
 
@@ -103,10 +101,12 @@ def parse_job(text: str, queue_message_id: str | None = None) -> SendJob:
     except (TypeError, ValueError) as problem:
         raise MalformedJob(f"not JSON: {problem}") from None
     try:
-        validate(event=document, schema=schema())
-    except SchemaValidationError as problem:
-        # validation_message names the rule and path without echoing values (phone numbers).
-        raise MalformedJob(f"does not match send_job.v1: {problem.validation_message}") from None
+        # send_job.v1.json's validator, generated ahead of time (scripts/codegen.py): Powertools'
+        # validate compiled the schema again for every job (about 7 ms of CPU each).
+        schema_checks.SEND_JOB(document)
+    except schema_checks.JsonSchemaValueException as problem:
+        # Its message names the rule and path without echoing values (phone numbers).
+        raise MalformedJob(f"does not match send_job.v1: {problem.message}") from None
     request_id = document.get("request_id") or producer_request_id(document)
     from_api = document.get("origin") == "api"
     shared_body = document.get("body")
