@@ -321,7 +321,8 @@ def test_a_full_block_is_one_write_unit(table, sender):
     job = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVT9", 1000)
     ref = ReportRef(CALL_A, 1)
     for i in (1, 2, 3):
-        reports.receive(report("message.delivered", pid=bulk_id(976 + i), report_ref=str(ref)), DynamoReportStore(), NOW)
+        early = report("message.delivered", pid=bulk_id(976 + i), report_ref=str(ref))
+        assert reports.receive(early, DynamoReportStore(), NOW) == "parked"
 
     claim = sender.claim(job, NOW, GRACE)  # its first 975 messages went to 254sms: no links
     sender.record(job, claim, [(r, sent(bulk_id(r.index), str(ref)) if r.index > 975 else Outcome("sent", "254sms"))
@@ -438,7 +439,8 @@ def test_a_block_held_by_another_request_falls_back_to_one_map_item_per_id(table
     call = f"{CALL_A}.1"
     first, second = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTA", 3), big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTB", 3)
     send_job(sender, first, lambda i: f"msg_A_{i}", call)
-    assert reports.receive(report("message.delivered", pid="msg_B_2", report_ref=call), DynamoReportStore(), NOW) == "parked"
+    early = report("message.delivered", pid="msg_B_2", report_ref=call)
+    assert reports.receive(early, DynamoReportStore(), NOW) == "parked"
     send_job(sender, second, lambda i: f"msg_B_{i}", call)
 
     store, ref = DynamoReportStore(), ReportRef.parse(call)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tuma.domain.providers import (
@@ -51,15 +52,16 @@ class SayaSms:
                 for outcome in self._call(sender, messages, report_ref)]
 
     def _call(self, sender: str, messages: list[OutgoingMessage], report_ref: str | None) -> list[RecipientOutcome]:
+        callback = partial(self._with_callback, report_ref=report_ref)
         bodies = {m.body for m in messages}
         if len(bodies) == 1:
             payload = {"to": [m.number for m in messages], "from": sender, "body": bodies.pop()}
-            answers = self._request("POST", "/v1/messages", json=self._with_callback(payload, report_ref)).get("recipients")
+            answers = self._request("POST", "/v1/messages", json=callback(payload)).get("recipients")
             placed = _by_position(answers, len(messages))
             return [_outcome(a if a is not None and a.get("number") == m.number else None)
                     for m, a in zip(messages, placed)]
         payload = {"from": sender, "messages": [{"to": m.number, "body": m.body} for m in messages]}
-        answers = self._request("POST", "/v1/messages/bulk", json=self._with_callback(payload, report_ref)).get("messages")
+        answers = self._request("POST", "/v1/messages/bulk", json=callback(payload)).get("messages")
         if not isinstance(answers, list) or len(answers) != len(messages):
             return [RecipientOutcome(UNKNOWN, reason="SayaSMS's bulk answer does not list every message")] * len(messages)
         return [_outcome(a if isinstance(a, dict) and a.get("to") == m.number else None)

@@ -70,15 +70,18 @@ class ReportingMessageStore(MessageStore):
         blocks: dict[tuple[ReportRef, int], dict[str, Link]] = {}
         loose = []
         for link in links:
-            provider_message_id, report_ref = link[1], link[3]
-            if report_ref is not None and in_block(provider_message_id):
-                blocks.setdefault((report_ref, report_ref.block_of(provider_message_id)), {})[provider_message_id] = link
+            pid, report_ref = link[1], link[3]
+            if report_ref is not None and in_block(pid):
+                blocks.setdefault((report_ref, report_ref.block_of(pid)), {})[pid] = link
             else:
                 loose.append(link)
+        def link(block: tuple[tuple[ReportRef, int], dict[str, Link]]) -> set[str] | None:
+            (report_ref, k), members = block
+            indices = {pid: member[0].index for pid, member in members.items()}
+            return link_block(report_ref, k, indices, job.tenant_id, job.request_id, now)
+
         with ThreadPoolExecutor(self._LINKERS) as pool:
-            answers = list(pool.map(
-                lambda block: link_block(block[0][0], block[0][1], {pid: link[0].index for pid, link in block[1].items()},
-                                         job.tenant_id, job.request_id, now), blocks.items()))
+            answers = list(pool.map(link, blocks.items()))
         early = []
         for ((report_ref, _), block), parked in zip(blocks.items(), answers):
             if parked is None:
