@@ -1,9 +1,10 @@
-"""POST /v1/webhooks/sayasms?token=<secret>: SayaSMS delivery reports, behind a Function URL.
+"""POST /v1/webhooks/sayasms?token=<secret>&ref=<call>: SayaSMS delivery reports, behind a Function URL.
 
 401 without the right token (compared in constant time; during a rotation the previous token
 too: docs/delivery-reports.md), 413 for a body over MAX_BODY_BYTES, 400 for a body that is not a
 report (not UTF-8 included), 200 for every well-formed report: applied, duplicate, late, or parked because the sender has not
-recorded SayaSMS's message id yet. A few DynamoDB calls, no other network call."""
+recorded SayaSMS's message id yet. `ref` (the call's reference the sender put in the URL) only
+narrows the look-up: a missing or malformed one is ignored. A few DynamoDB calls, no other network call."""
 
 import base64
 import binascii
@@ -70,7 +71,7 @@ def sayasms_report():
     now = datetime.now(timezone.utc)
     try:
         _check_body()
-        report = parse_report(api.json_body(app), iso_millis(now))
+        report = parse_report(api.json_body(app), iso_millis(now), app.current_event.get_query_string_value("ref"))
     except MalformedReport as problem:
         metrics.add_metric(name="ReportsMalformed", unit=MetricUnit.Count, value=1)
         raise ApiError("invalid_report", f"Not a SayaSMS delivery report: {problem}.") from None

@@ -66,8 +66,11 @@ def test_delivered_and_failed_after_the_simulators_callbacks(stack, client, saya
     log = reports_done(sayasms, 6)
     assert events_in(delivered) == KEPT
     assert events_in(failed)[-1] == "message.failed"
-    # SayaSMS was given the webhook with its token; every report was answered 200 at once.
-    assert all(e["url"].startswith(stack.webhook_url + "?token=") for e in log)
+    # SayaSMS was given the webhook with its token and the call's reference, and reported to that
+    # URL as given (the query string survived); every report was answered 200 at once.
+    (given,) = {r["body"]["callback_url"] for r in sayasms.requests("/v1/messages")}
+    assert given.startswith(stack.webhook_url + "?token=") and "&ref=" in given
+    assert {e["url"] for e in log} == {given}
     assert all(e["attempt"] == 1 for e in log)
 
 
@@ -139,8 +142,10 @@ def test_a_message_with_no_final_report_expires_and_a_late_report_still_wins(sta
 
     assert view["status"] == "expired"
     assert view["history"][-1]["reason"] == "no final delivery report within 3 s"
-    # A delivery report that comes after all still gives the true final status.
-    late = requests.post(stack.webhook_url, params={"token": stack.webhook_token}, timeout=30, json={
+    # A delivery report that comes after all still gives the true final status. SayaSMS posts it,
+    # as every report, to the URL the send gave it (token and call reference).
+    (given,) = {r["body"]["callback_url"] for r in sayasms.requests("/v1/messages")}
+    late = requests.post(given, timeout=30, json={
         "event": "message.delivered", "message_id": view["provider_message_id"], "to": "+254712345678",
         "status": "delivered", "network": "Safaricom", "delivery_time": "2026-03-13T14:30:02.489Z",
         "latency_ms": 2489})

@@ -98,8 +98,8 @@ def test_an_early_final_report_is_still_parked_and_applied_by_the_sender(table, 
 
 
 def test_the_sender_looks_up_only_the_parked_reports_that_can_exist(table, sender):
-    """For ids of no block (not `<head>_<n>`); block ids need no look-up unless marked
-    (test_delivery_reports_store)."""
+    """For ids linked without a call reference (their own MAP item); a call block's ids need no
+    look-up unless marked (test_delivery_reports_store)."""
     keys = []
     with hooked("provide-client-params.dynamodb.BatchGetItem",
                 lambda params, **_: keys.extend(k["sk"] for spec in params["RequestItems"].values()

@@ -99,7 +99,7 @@ class FakeStore:
         self.seen: list[str] = []
         self.history: list[str] = []
 
-    def mapping(self, provider_message_id, consistent=True):
+    def mapping(self, provider_message_id, consistent=True, report_ref=None):
         return self.mappings.get(provider_message_id)
 
     def map(self, provider_message_id, ref, now):

@@ -114,10 +114,46 @@ def test_the_webhook_keeps_a_report_for_an_unknown_id_and_answers_200(aws):
 
 @pytest.mark.parametrize("message_id", ["msg_SAYA_²", "msg_SAYA_١٢", "msg_SAYA_" + "9" * 150, "_1", "msg_"])
 def test_the_webhook_parks_a_report_whatever_its_id_looks_like(aws, message_id):
-    """An id is read as <head>_<n> to find its block; any other shape is an id all the same."""
+    """Whatever its shape, an id is an id: looked up, then parked."""
     body = json.dumps({**json.loads(REPORT), "message_id": message_id})
 
     answer = load("webhook").handler(url_event(body, TOKEN), Context())
+
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["outcome"] == "parked"
+
+
+def with_ref(event: dict, ref: str) -> dict:
+    """The event as a Function URL gives it for ...?token=<t>&ref=<ref> (values decoded)."""
+    from urllib.parse import quote
+
+    event["rawQueryString"] += f"&ref={quote(ref, safe='')}"
+    event["queryStringParameters"]["ref"] = ref
+    return event
+
+
+CALL_REF = "01HX4ZQ9GKD2VP7C9XR3MNBVA0.1"
+
+
+@pytest.mark.parametrize("ref", ["", "x", ".", "..", CALL_REF + ".1", CALL_REF.lower(), CALL_REF[:-1] + "0",
+                                 CALL_REF[:-1] + "-1", CALL_REF[:-1] + "99999", CALL_REF + "\n", " " + CALL_REF,
+                                 "01HX4ZQ9GKD2VP7C9XR3MNBVA١.1", "0" * 26 + ".١", "A" * 10_000 + ".1",
+                                 CALL_REF + "," + CALL_REF, "' OR 1=1 --", "{\"S\": \"x\"}", "%00", CALL_REF])
+def test_the_webhook_answers_200_whatever_the_ref_and_never_500(aws, ref):
+    """`ref` only narrows the look-up: a malformed one is ignored, a well-formed unknown one misses."""
+    answer = load("webhook").handler(with_ref(url_event(REPORT, TOKEN), ref), Context())
+
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["outcome"] == "parked"
+
+
+@pytest.mark.parametrize("message_id", ["parked", "kind", "expires_at", "tenant_id", "request_id", "pk", "sk"])
+def test_an_id_spelled_like_a_block_attribute_is_parked_not_a_500(aws, message_id):
+    """A parked report leaves a block holding only its marks; an id named like one of the block's
+    own attributes must not be read as a link from it."""
+    webhook = load("webhook")
+    assert webhook.handler(with_ref(url_event(REPORT, TOKEN), CALL_REF), Context())["statusCode"] == 200
+    body = json.dumps({**json.loads(REPORT), "message_id": message_id})
+
+    answer = webhook.handler(with_ref(url_event(body, TOKEN), CALL_REF), Context())
 
     assert answer["statusCode"] == 200 and json.loads(answer["body"])["outcome"] == "parked"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -12,7 +13,7 @@ from moto import mock_aws
 from conftest import create_table
 from tuma.domain import reports
 from tuma.domain.jobs import JobRecipient, SendJob
-from tuma.domain.reports import MessageRef, parse_report
+from tuma.domain.reports import MessageRef, ReportRef, parse_report
 from tuma.domain.sending import Outcome
 from tuma.store import reports as store_reports
 from tuma.store import table as table_module
@@ -38,6 +39,9 @@ def table(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("TABLE_NAME", "tuma-test")
+    from local import moto_partiql
+
+    moto_partiql.install()  # the sender's batched INSERTs (else this file passes only after one that installs it)
     with mock_aws():
         create_table(boto3.client("dynamodb"))  # the table as conftest makes it for every unit test
         table_module.table.cache_clear()
@@ -46,11 +50,12 @@ def table(monkeypatch):
         table_module.table.cache_clear()
 
 
-def report(event: str, at: str = "2026-03-13T14:30:01.000Z", pid: str = PID, **extra):
+def report(event: str, at: str = "2026-03-13T14:30:01.000Z", pid: str = PID, report_ref: str | None = None,
+           **extra):
     body = {"event": event, "message_id": pid, "to": "+254712345678", **extra}
     if event == "message.delivered":
         body |= {"network": "Safaricom", "delivery_time": "2026-03-13T14:30:02.489Z", "latency_ms": 2489}
-    return parse_report(body, at)
+    return parse_report(body, at, report_ref)
 
 
 def send(store: ReportingMessageStore, outcomes: dict[int, Outcome], when: datetime = NOW) -> None:
@@ -61,8 +66,8 @@ def send(store: ReportingMessageStore, outcomes: dict[int, Outcome], when: datet
     store.finish(JOB, claim, [], "", when)
 
 
-def sent(pid: str) -> Outcome:
-    return Outcome("sent", "sayasms", provider_message_id=pid, cost="KES 0.90")
+def sent(pid: str, report_ref: str | None = None) -> Outcome:
+    return Outcome("sent", "sayasms", provider_message_id=pid, cost="KES 0.90", report_ref=report_ref)
 
 
 def recipient(index: int = 1) -> dict:
@@ -226,7 +231,15 @@ def test_a_tenant_gets_one_signing_secret(table):
     assert tenants.signing_secret("nobody") is None
 
 
-# --- SayaSMS id blocks (issue 12): ids <head>_<n> linked 100 to an item ----------------------------
+# --- call blocks (issue 12): a call's ids linked ~25 to an item, found by the callback URL's ref ----
+
+CALL_A, CALL_B = "01HX4ZQ9GKD2VP7C9XR3MNBVA0", "01HX4ZQ9GKD2VP7C9XR3MNBVB0"  # ULIDs: two SayaSMS calls
+
+
+def bulk_id(i: int) -> str:
+    """An id as SayaSMS's bulk endpoint gives them: msg_<ULID>, unrelated to its neighbours'."""
+    return f"msg_01JQ{i:022d}"
+
 
 def big_job(request_id: str, count: int) -> SendJob:
     return SendJob(tenant_id="acme", request_id=request_id, provider="sayasms", sender="TUMA", callback_url=None,
@@ -234,10 +247,11 @@ def big_job(request_id: str, count: int) -> SendJob:
                                                    for i in range(1, count + 1)))
 
 
-def send_job(store: ReportingMessageStore, job: SendJob, pid_of, when: datetime = NOW) -> None:
-    """The sender's record for any job, SayaSMS's id of message i being pid_of(i)."""
+def send_job(store: ReportingMessageStore, job: SendJob, pid_of, report_ref: str | None = None,
+             when: datetime = NOW) -> None:
+    """The sender's record for any job, SayaSMS's id of message i being pid_of(i), from one call."""
     claim = store.claim(job, when, GRACE)
-    store.record(job, claim, [(r, sent(pid_of(r.index))) for r in claim.to_send], when)
+    store.record(job, claim, [(r, sent(pid_of(r.index), report_ref)) for r in claim.to_send], when)
     store.finish(job, claim, [], "", when)
 
 
@@ -269,23 +283,62 @@ def table_requests():
         events.unregister("provide-client-params.dynamodb", keep)
 
 
-def test_the_sender_for_1000_ids_makes_10_mapping_writes_and_no_parked_report_reads(table, sender):
+def item_bytes(item: dict) -> int:
+    """An item's size as DynamoDB bills it: attribute names, then values (a number: 1 byte per two
+    significant digits, plus 1; a set: its members)."""
+    def value(v) -> int:
+        if isinstance(v, str):
+            return len(v.encode())
+        if isinstance(v, (int, Decimal)):
+            digits = str(abs(Decimal(v)).normalize()).replace(".", "").lstrip("0") or "0"
+            return (len(digits) + 1) // 2 + 1
+        if isinstance(v, (set, frozenset)):
+            return sum(value(m) for m in v)
+        raise TypeError(type(v))
+    return sum(len(name.encode()) + value(v) for name, v in item.items())
+
+
+def test_a_bulk_calls_1000_ids_cost_40_mapping_writes_and_no_parked_report_reads(table, sender):
     job = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVT9", 1000)
+    call = f"{CALL_A}.40"
 
     with table_requests() as seen:
-        send_job(sender, job, lambda i: f"msg_CALL_{i}")
+        send_job(sender, job, bulk_id, call)
 
     on_mappings = [(op, keys) for op, keys in seen if any(k["pk"].startswith("PMSG#") for k in keys)]
-    assert [op for op, _ in on_mappings] == ["UpdateItem"] * 10  # one per block of 100, no read at all
-    assert sorted(keys[0]["sk"] for _, keys in on_mappings) == sorted(f"MAP#{b}" for b in range(10))
+    assert [op for op, _ in on_mappings] == ["UpdateItem"] * 40  # one per block, no read at all
+    assert sorted(keys[0]["sk"] for _, keys in on_mappings) == sorted(f"MAP#{b}" for b in range(40))
     store = DynamoReportStore()
-    for i in (1, 100, 101, 999, 1000):
-        assert store.mapping(f"msg_CALL_{i}") == MessageRef("acme", job.request_id, i)
-    assert store.mapping("msg_CALL_1001") is None and store.mapping("msg_CALL_0") is None
-    assert {i["sk"] for i in pmsg_items(table)} == {f"MAP#{b}" for b in range(10)}  # no MAP item per message
+    ref = ReportRef.parse(call)
+    for i in (1, 25, 26, 999, 1000):
+        assert store.mapping(bulk_id(i), report_ref=ref) == MessageRef("acme", job.request_id, i)
+    assert store.mapping(bulk_id(1001), report_ref=ref) is None
+    assert {i["pk"] for i in pmsg_items(table)} == {f"PMSG#sayasms#{CALL_A}"}  # no MAP item per message
 
 
-def webhook_interleaved_with_sender(pid: str, after: int, sender_runs) -> str:
+def test_a_full_block_is_one_write_unit(table, sender):
+    """25 ids of 30 characters (SayaSMS's msg_<ULID>), indices up to 1,000, a few parked marks."""
+    job = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVT9", 1000)
+    ref = ReportRef(CALL_A, 1)
+    for i in (1, 2, 3):
+        early = report("message.delivered", pid=bulk_id(976 + i), report_ref=str(ref))
+        assert reports.receive(early, DynamoReportStore(), NOW) == "parked"
+
+    claim = sender.claim(job, NOW, GRACE)  # its first 975 messages went to 254sms: no links
+    sender.record(job, claim, [(r, sent(bulk_id(r.index), str(ref)) if r.index > 975 else Outcome("sent", "254sms"))
+                               for r in claim.to_send], NOW)
+
+    (block,) = [i for i in pmsg_items(table) if i["sk"] == "MAP#0"]
+    assert len([name for name in block if name.startswith("msg_")]) == 25 and len(block["parked"]) == 3
+    assert item_bytes(block) < 1024
+    assert all(recipient_status(job, 976 + i) == "delivered" for i in (1, 2, 3))
+
+
+def recipient_status(job: SendJob, index: int) -> str:
+    return get_message(job.tenant_id, job.request_id, index)[2]["status"]
+
+
+def webhook_interleaved_with_sender(pid: str, report_ref: str | None, after: int, sender_runs) -> str:
     """receive() one early `delivered` report, with the sender's whole record run right after the
     webhook's `after`-th DynamoDB request (0: before the first; past its last: after receive)."""
     real = table_module.table()
@@ -311,19 +364,30 @@ def webhook_interleaved_with_sender(pid: str, after: int, sender_runs) -> str:
         sender_runs()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(store_reports, "table", lambda: Interleaving())
-        outcome = reports.receive(report("message.delivered", pid=pid), DynamoReportStore(), NOW)
+        outcome = reports.receive(report("message.delivered", pid=pid, report_ref=report_ref), DynamoReportStore(), NOW)
     if not made["sender_ran"]:
         sender_runs()
     return outcome
 
 
-@pytest.mark.parametrize("pid", ["msg_SAYA_1", "SAYA-1", "msg_SAYA_01"])
-@pytest.mark.parametrize("after", range(8))  # the early path makes at most 6 requests: 7 is after receive
+# (SayaSMS's id, the ref the sender linked it with, the ref the report came with)
+LINK_SHAPES = {
+    "call block": (bulk_id(1), f"{CALL_A}.1", f"{CALL_A}.1"),
+    "one of many call blocks": (bulk_id(7), f"{CALL_A}.40", f"{CALL_A}.40"),
+    "no ref either side": ("SAYA-1", None, None),
+    "linked without ref, report with one": (bulk_id(1), None, f"{CALL_A}.1"),
+    "linked with ref, report with a malformed one": ("msg_SAYA_1", None, "not-a-ref"),
+}
+
+
+@pytest.mark.parametrize("pid, linked_with, reported_with", LINK_SHAPES.values(), ids=LINK_SHAPES.keys())
+@pytest.mark.parametrize("after", range(10))  # the early path makes at most 8 requests: 9 is after receive
 def test_an_early_report_is_applied_once_whatever_the_sender_does_between_the_webhooks_requests(
-        table, sender, pid, after):
-    """Look, park, mark, look again: the sender's link may land between any two of them."""
+        table, sender, pid, linked_with, reported_with, after):
+    """Look (block, MAP), park, mark, look again (block, MAP): the sender's link may land between
+    any two of them."""
     outcome = webhook_interleaved_with_sender(
-        pid, after, lambda: send(sender, {1: sent(pid), 2: sent(pid + "x")}))
+        pid, reported_with, after, lambda: send(sender, {1: sent(pid, linked_with), 2: sent(pid + "x", linked_with)}))
 
     assert outcome in ("applied", "duplicate", "parked")
     item = recipient()
@@ -336,6 +400,7 @@ def test_an_early_report_is_applied_once_whatever_the_sender_does_between_the_we
 def test_a_retried_report_marks_its_block_though_its_first_webhook_died_after_parking(table, sender):
     store = DynamoReportStore()
     real = table_module.table()
+    call = f"{CALL_A}.1"
 
     class DiesBeforeMarking:
         def __getattr__(self, name):
@@ -345,65 +410,93 @@ def test_a_retried_report_marks_its_block_though_its_first_webhook_died_after_pa
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(TimeoutError):
         patch.setattr(store_reports, "table", lambda: DiesBeforeMarking())
-        reports.receive(report("message.delivered"), store, NOW)
-    assert reports.receive(report("message.delivered"), store, NOW) == "parked"  # SayaSMS's retry
+        reports.receive(report("message.delivered", report_ref=call), store, NOW)
+    assert reports.receive(report("message.delivered", report_ref=call), store, NOW) == "parked"  # SayaSMS's retry
 
-    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    send(sender, {1: sent(PID, call), 2: sent("msg_SAYA_2", call)})
 
     assert recipient()["status"] == "delivered"
     assert store.parked(PID) == []
 
 
-def test_ids_of_two_calls_under_different_heads_do_not_mix(table, sender):
+def test_two_calls_refs_do_not_mix_even_when_their_ids_are_the_same(table, sender):
+    first, second = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTA", 30), big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTB", 30)
+    send_job(sender, first, bulk_id, f"{CALL_A}.2")
+    send_job(sender, second, lambda i: bulk_id(31 - i), f"{CALL_B}.2")  # the same ids, numbered the other way
+    store = DynamoReportStore()
+
+    a, b = ReportRef.parse(f"{CALL_A}.2"), ReportRef.parse(f"{CALL_B}.2")
+    assert [store.mapping(bulk_id(i), report_ref=a) for i in (1, 2, 30)] == [
+        MessageRef("acme", first.request_id, i) for i in (1, 2, 30)]
+    assert [store.mapping(bulk_id(i), report_ref=b) for i in (1, 2, 30)] == [
+        MessageRef("acme", second.request_id, i) for i in (30, 29, 1)]
+    assert store.mapping(bulk_id(1), report_ref=ReportRef("01HX4ZQ9GKD2VP7C9XR3MNBVC0", 2)) is None  # no such call
+
+
+def test_a_block_held_by_another_request_falls_back_to_one_map_item_per_id(table, sender):
+    """A reference is a new ULID per call; should two requests ever hold the same one, the second
+    must not take over the first's attributes."""
+    call = f"{CALL_A}.1"
     first, second = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTA", 3), big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTB", 3)
-    send_job(sender, first, lambda i: f"msg_A_{i}")
-    send_job(sender, second, lambda i: f"msg_B_{4 - i}")  # numbered the other way round
-    store = DynamoReportStore()
+    send_job(sender, first, lambda i: f"msg_A_{i}", call)
+    early = report("message.delivered", pid="msg_B_2", report_ref=call)
+    assert reports.receive(early, DynamoReportStore(), NOW) == "parked"
+    send_job(sender, second, lambda i: f"msg_B_{i}", call)
 
-    assert [store.mapping(f"msg_A_{i}") for i in (1, 2, 3)] == [MessageRef("acme", first.request_id, i)
-                                                                for i in (1, 2, 3)]
-    assert [store.mapping(f"msg_B_{i}") for i in (1, 2, 3)] == [MessageRef("acme", second.request_id, i)
-                                                                for i in (3, 2, 1)]
-
-
-def test_a_head_reused_by_another_request_falls_back_to_one_map_item_per_id(table, sender):
-    """SayaSMS's ids are not documented to be unique per call: a second request getting the same
-    head must not take over the first's slots."""
-    first, second = big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTA", 3), big_job("msg_01HX4ZQ9GKD2VP7C9XR3MNBVTB", 5)
-    send_job(sender, first, lambda i: f"msg_SAME_{i}")
-    assert reports.receive(report("message.delivered", pid="msg_SAME_5"), DynamoReportStore(), NOW) == "parked"
-    send_job(sender, second, lambda i: f"msg_SAME_{i + 2}")  # 3..7: 3 collides with the first's
-
-    store = DynamoReportStore()
-    assert [store.mapping(f"msg_SAME_{i}") for i in (1, 2)] == [MessageRef("acme", first.request_id, i) for i in (1, 2)]
-    assert [store.mapping(f"msg_SAME_{i}") for i in (4, 5, 6, 7)] == [MessageRef("acme", second.request_id, i)
-                                                                      for i in (2, 3, 4, 5)]
-    assert store.mapping("msg_SAME_3") == MessageRef("acme", first.request_id, 3)  # the block's own wins
-    assert get_message("acme", second.request_id, 3)[2]["status"] == "delivered"  # parked, found by its id
+    store, ref = DynamoReportStore(), ReportRef.parse(call)
+    assert [store.mapping(f"msg_A_{i}", report_ref=ref) for i in (1, 2, 3)] == [
+        MessageRef("acme", first.request_id, i) for i in (1, 2, 3)]
+    assert [store.mapping(f"msg_B_{i}", report_ref=ref) for i in (1, 2, 3)] == [
+        MessageRef("acme", second.request_id, i) for i in (1, 2, 3)]
+    assert table.get_item(Key={"pk": "PMSG#sayasms#msg_B_1", "sk": "MAP"}).get("Item")
+    assert get_message("acme", second.request_id, 2)[2]["status"] == "delivered"  # parked, found by its id
 
 
-@pytest.mark.parametrize("pid", ["SAYA-1", "msg_SAYA_01", "msg_SAYA_", "_7", "msg_SAYA_²", "msg_SAYA_١",
-                                 "msg_SAYA_1234567890", "msg_SAYA_" + "9" * 40])
-def test_an_id_that_is_not_head_and_number_has_its_own_map_item(table, sender, pid):
-    send(sender, {1: sent(pid), 2: sent("msg_SAYA_2")})
+@pytest.mark.parametrize("reported_with", [None, "", "not-a-ref", f"{CALL_A}.0", f"{CALL_A.lower()}.1",
+                                           f"{CALL_B}.1", f"{CALL_A}.1 ", f"{CALL_A}.99999"])
+def test_a_report_with_a_missing_malformed_or_unknown_ref_finds_a_message_linked_by_its_id(
+        table, sender, reported_with):
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})  # linked without a ref: a takeover's relink
 
-    assert DynamoReportStore().mapping(pid) == REF
-    assert table.get_item(Key={"pk": f"PMSG#sayasms#{pid}", "sk": "MAP"}).get("Item")
-    assert reports.receive(report("message.delivered", pid=pid), DynamoReportStore(), NOW) == "applied"
+    assert reports.receive(report("message.delivered", report_ref=reported_with), DynamoReportStore(), NOW) == "applied"
     assert recipient()["status"] == "delivered"
 
 
-def test_a_relink_by_a_takeover_sets_the_same_block(table, sender):
+@pytest.mark.parametrize("reported_with", [None, "not-a-ref", f"{CALL_B}.1"])
+def test_a_report_without_its_calls_ref_cannot_find_a_block_linked_message_and_is_parked(
+        table, sender, reported_with):
+    """The block is found only through the call's reference: such a report waits (and expires),
+    it is never applied to another message."""
+    send(sender, {1: sent(PID, f"{CALL_A}.1"), 2: sent("msg_SAYA_2", f"{CALL_A}.1")})
+
+    assert reports.receive(report("message.delivered", report_ref=reported_with), DynamoReportStore(), NOW) == "parked"
+    assert recipient()["status"] == "sent" and recipient(2)["status"] == "sent"
+
+
+@pytest.mark.parametrize("pid", ["tenant_id", "request_id", "kind", "parked", "pk", "expires_at"])
+def test_an_id_spelled_like_a_block_attribute_has_its_own_map_item(table, sender, pid):
+    call = f"{CALL_A}.1"
+    send(sender, {1: sent(pid, call), 2: sent("msg_SAYA_2", call)})
+
+    assert table.get_item(Key={"pk": f"PMSG#sayasms#{pid}", "sk": "MAP"}).get("Item")
+    assert reports.receive(report("message.delivered", pid=pid, report_ref=call), DynamoReportStore(), NOW) == "applied"
+    assert recipient()["status"] == "delivered"
+    assert DynamoReportStore().mapping("msg_SAYA_2", report_ref=ReportRef.parse(call)) == MessageRef("acme", REQUEST, 2)
+
+
+def test_a_relink_by_a_takeover_maps_by_id_and_the_block_still_answers(table, sender):
+    call = f"{CALL_A}.1"
     dead = sender.claim(JOB, NOW, GRACE)
     assert sender.mark_calling(JOB, dead, JOB.recipients)
-    sender.record(JOB, dead, [(JOB.recipients[0], sent(PID)), (JOB.recipients[1], sent("msg_SAYA_2"))], NOW)
-    before = pmsg_items(table)  # linked; then it died before closing its claim
+    sender.record(JOB, dead, [(JOB.recipients[0], sent(PID, call)), (JOB.recipients[1], sent("msg_SAYA_2", call))], NOW)
+    assert [i["sk"] for i in pmsg_items(table)] == ["MAP#0"]  # linked; then it died before closing its claim
 
     taken_over = sender.claim(JOB, NOW + timedelta(minutes=5), GRACE)
     assert taken_over.orphaned == list(JOB.recipients)
     unknown = Outcome("unknown", "sayasms", reason="died")
     sender.record(JOB, taken_over, [(r, unknown) for r in taken_over.orphaned], NOW)
 
-    assert [i["sk"] for i in before] == ["MAP#0"]
-    assert pmsg_items(table) == before  # the same block, slots and all; no MAP item per message
+    # The stored items keep no reference: the relink maps each id, and both ways find it.
+    assert sorted(i["sk"] for i in pmsg_items(table)) == ["MAP", "MAP", "MAP#0"]
+    assert DynamoReportStore().mapping(PID, report_ref=ReportRef.parse(call)) == REF
     assert DynamoReportStore().mapping(PID) == REF

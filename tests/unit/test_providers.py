@@ -83,11 +83,31 @@ def test_sayasms_cost_reflects_the_segments(saya):
     assert outcome.cost == "KES 1.80"
 
 
-def test_sayasms_send_names_tumas_webhook_when_configured(simsaya):
-    saya = SayaSms(simsaya.url, SAYASMS_API_KEY, callback_url="https://tuma.example/v1/webhooks/sayasms")
-    saya.send("TUMA", msgs(["+254712345678"]))
-    saya.send("TUMA", [OutgoingMessage("+254712345678", "a"), OutgoingMessage("+254722111222", "b")])
-    assert [r["body"]["callback_url"] for r in simsaya.requests()] == ["https://tuma.example/v1/webhooks/sayasms"] * 2
+def test_sayasms_send_names_tumas_webhook_with_a_new_reference_per_call(simsaya):
+    from urllib.parse import parse_qs, urlsplit
+
+    from tuma.domain.reports import ReportRef
+
+    webhook = "https://tuma.example/v1/webhooks/sayasms?token=t%2Bk"
+    saya = SayaSms(simsaya.url, SAYASMS_API_KEY, callback_url=webhook)
+    single = saya.send("TUMA", msgs(["+254712345678"]))
+    bulk = saya.send("TUMA", [OutgoingMessage(f"+2547{i:08d}", f"body {i}") for i in range(26)])
+
+    urls = [urlsplit(r["body"]["callback_url"]) for r in simsaya.requests()]
+    assert [u._replace(query="").geturl() for u in urls] == ["https://tuma.example/v1/webhooks/sayasms"] * 2
+    queries = [parse_qs(u.query) for u in urls]
+    assert [q["token"] for q in queries] == [["t+k"], ["t+k"]]  # the token kept as it was
+    refs = [ReportRef.parse(q["ref"][0]) for q in queries]
+    assert [r.blocks for r in refs] == [1, 2]  # ceil(messages / 25)
+    assert refs[0].call != refs[1].call
+    # Every outcome carries its own call's reference, for the store to link it by.
+    assert {o.report_ref for o in single} == {str(refs[0])} and {o.report_ref for o in bulk} == {str(refs[1])}
+
+
+def test_sayasms_send_without_a_webhook_gives_no_reference(saya, simsaya):
+    (outcome,) = saya.send("TUMA", msgs(["+254712345678"]))
+
+    assert outcome.report_ref is None and "callback_url" not in simsaya.requests()[0]["body"]
 
 
 def test_sayasms_base_url_may_end_with_a_slash(simsaya):

@@ -69,6 +69,7 @@ class RecipientOutcome:
     transient: bool = False  # not_taken by a 429/503: worth retrying at once
     account_problem: bool = False  # failed for our account, not the message: another provider may take it
     provider_failed: bool = False  # the call failed as a whole at the provider: counts against its circuit
+    report_ref: str | None = None  # the call's reference in its callback URL (tuma.domain.reports.ReportRef)
 
     @property
     def may_go_elsewhere(self) -> bool:

@@ -21,14 +21,24 @@ every SayaSMS message that has an id as `sent` or `failed` (tuma.providers.sayas
 reports mean `sent`. So they are answered without a read or a write, and never parked; only
 `delivered` and `failed` are looked up, applied and parked.
 
+Each SayaSMS call's callback URL carries a reference, `ref=<ULID>.<blocks>` (ReportRef): SayaSMS
+posts every report of the call to that URL, so a report names its call as well as its id, and the
+store can link a call's ids in `blocks` items (by a hash of the id) instead of one item per id.
+The reference only narrows the look-up: a report without one (or with a malformed one) is still
+found by its id, or parked.
+
 254sms has no delivery reports: its messages end at the send response's `sent` or `failed`."""
 
 from __future__ import annotations
 
+import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from ulid import ULID
 
 from tuma.domain.status import DELIVERED, FAILED, FINAL, SENT, may_move
 
@@ -54,6 +64,37 @@ _MAX_ID = 200
 _MAX_TEXT = 500
 
 
+IDS_PER_BLOCK = 25  # a call's ids per linking block, on average: 25 ids of ~30 characters fill about 1 KB
+_REF = re.compile(r"([0-9A-HJKMNP-TV-Z]{26})\.([1-9][0-9]{0,3})", re.ASCII)  # ULID . blocks (up to 9,999)
+
+
+@dataclass(frozen=True)
+class ReportRef:
+    """A SayaSMS call's reference, in its callback URL: which call a report comes from, and in how
+    many blocks that call's ids are linked."""
+
+    call: str  # a ULID, new for each call
+    blocks: int
+
+    @classmethod
+    def new(cls, messages: int) -> ReportRef:
+        return cls(str(ULID()), max(1, -(-messages // IDS_PER_BLOCK)))
+
+    @classmethod
+    def parse(cls, value: object) -> ReportRef | None:
+        """The reference, or None for anything not of its exact form (a report is then looked up
+        by its id alone: a malformed reference is ignored, never an error)."""
+        match = _REF.fullmatch(value) if isinstance(value, str) else None
+        return cls(match.group(1), int(match.group(2))) if match else None
+
+    def __str__(self) -> str:
+        return f"{self.call}.{self.blocks}"
+
+    def block_of(self, provider_message_id: str) -> int:
+        """The block that links this id: the same on the sender's side and the webhook's."""
+        return zlib.crc32(provider_message_id.encode()) % self.blocks
+
+
 class MalformedReport(ValueError):
     """The body is not a SayaSMS delivery report; the message says why (never echoes numbers)."""
 
@@ -64,6 +105,7 @@ class Report:
     provider_message_id: str
     received_at: str  # ISO 8601, when Tuma received it
     details: dict = field(default_factory=dict)  # network, delivery_time, latency_ms | reason
+    report_ref: ReportRef | None = None  # the call's reference from the callback URL, when it came well-formed
 
     @property
     def status(self) -> str:
@@ -88,8 +130,9 @@ class Report:
         return cls(item["event"], item["provider_message_id"], item["received_at"], details)
 
 
-def parse_report(payload: object, received_at: str) -> Report:
-    """A well-formed report, or MalformedReport. `to` is not needed (the id says which message)."""
+def parse_report(payload: object, received_at: str, report_ref: object = None) -> Report:
+    """A well-formed report, or MalformedReport. `to` is not needed (the id says which message).
+    `report_ref`: the `ref` of the URL SayaSMS called, kept only when well-formed (ReportRef.parse)."""
     if not isinstance(payload, dict):
         raise MalformedReport("the body must be a JSON object")
     event = payload.get("event")
@@ -119,7 +162,7 @@ def parse_report(payload: object, received_at: str) -> Report:
         if reason is not None and (not isinstance(reason, str) or len(reason) > _MAX_TEXT):
             raise MalformedReport("`reason` must be a string")
         details["reason"] = reason or "failed (SayaSMS gave no reason)"
-    return Report(event, message_id.strip(), received_at, details)
+    return Report(event, message_id.strip(), received_at, details, ReportRef.parse(report_ref))
 
 
 @dataclass(frozen=True)
@@ -132,8 +175,10 @@ class MessageRef:
 
 
 class ReportStore(Protocol):
-    def mapping(self, provider_message_id: str, consistent: bool = True) -> MessageRef | None:
-        """Read of the SayaSMS id's mapping, strongly consistent unless told otherwise."""
+    def mapping(self, provider_message_id: str, consistent: bool = True,
+                report_ref: ReportRef | None = None) -> MessageRef | None:
+        """Read of the SayaSMS id's mapping, strongly consistent unless told otherwise; with the
+        report's call reference, where that call linked it first."""
 
     def park(self, report: Report, now: datetime) -> None:
         """Keep a report whose message is not known yet."""
@@ -157,11 +202,11 @@ def receive(report: Report, store: ReportStore, now: datetime) -> str:
         return "unchanged"
     # An eventually consistent look first (half the price): a mapping it misses is found by the
     # strongly consistent read after parking.
-    ref = store.mapping(report.provider_message_id, consistent=False)
+    ref = store.mapping(report.provider_message_id, consistent=False, report_ref=report.report_ref)
     if ref is not None:
         return store.apply(ref, report, now)
     store.park(report, now)
-    ref = store.mapping(report.provider_message_id)
+    ref = store.mapping(report.provider_message_id, report_ref=report.report_ref)
     if ref is None:
         return "parked"
     outcome = store.apply(ref, report, now)

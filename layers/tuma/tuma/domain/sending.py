@@ -67,6 +67,7 @@ class Outcome:
     failover_from: str | None = None  # the provider tried first, when another one sent it
     failover_reason: str | None = None
     cost_estimated: bool = False  # `cost` is our rate × segments, not the provider's figure
+    report_ref: str | None = None  # the provider call's reference for its delivery reports (tuma.domain.reports)
 
     @classmethod
     def of(cls, attempt: Attempt, estimate: str | None = None) -> "Outcome":
@@ -74,7 +75,7 @@ class Outcome:
         answer = attempt.answer
         return cls(answer.status, attempt.provider, answer.provider_message_id, answer.cost or estimate,
                    answer.error_code, answer.reason, attempt.failover_from, attempt.failover_reason,
-                   cost_estimated=not answer.cost and estimate is not None)
+                   cost_estimated=not answer.cost and estimate is not None, report_ref=answer.report_ref)
 
 
 @dataclass

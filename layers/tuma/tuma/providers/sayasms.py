@@ -9,16 +9,24 @@ response: a 4xx other than 429 is final (its `error.code`/`message` used when pr
 Answers are matched to messages by position, never by number alone (a number may come twice): in
 a send's `recipients[]` the n-th recipient's id is `<message_id>_<n>` (SayaSMS's rule), else its
 place in a list that names every recipient; the bulk answer's `messages[]` by place. Either way
-the answer's number must be the message's, or the message is `unknown`."""
+the answer's number must be the message's, or the message is `unknown`.
+
+Each call's callback URL gets a new reference, `&ref=<ULID>.<blocks>` beside its `token`
+(tuma.domain.reports.ReportRef), and every outcome of the call carries it: SayaSMS posts the call's
+reports to that URL, so the store links a call's ids in a few block items, whatever ids SayaSMS
+gives (the bulk endpoint's are unrelated to each other)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tuma.domain.providers import (
     NOT_CALLED, OutgoingMessage, ProviderAccountProblem, ProviderRejected, RecipientOutcome)
 from tuma.domain.costs import amount
+from tuma.domain.reports import ReportRef
 from tuma.domain.segments import kes
 from tuma.domain.status import FAILED, SENT, UNKNOWN
 from tuma.providers.http import call, json_body
@@ -39,15 +47,21 @@ class SayaSms:
         # One call whatever the messages, asked for once.
         if not may_call(list(range(len(messages)))):
             return [NOT_CALLED] * len(messages)
+        report_ref = str(ReportRef.new(len(messages))) if self.callback_url else None
+        return [replace(outcome, report_ref=report_ref) if outcome.provider_message_id else outcome
+                for outcome in self._call(sender, messages, report_ref)]
+
+    def _call(self, sender: str, messages: list[OutgoingMessage], report_ref: str | None) -> list[RecipientOutcome]:
+        callback = partial(self._with_callback, report_ref=report_ref)
         bodies = {m.body for m in messages}
         if len(bodies) == 1:
             payload = {"to": [m.number for m in messages], "from": sender, "body": bodies.pop()}
-            answers = self._request("POST", "/v1/messages", json=self._with_callback(payload)).get("recipients")
+            answers = self._request("POST", "/v1/messages", json=callback(payload)).get("recipients")
             placed = _by_position(answers, len(messages))
             return [_outcome(a if a is not None and a.get("number") == m.number else None)
                     for m, a in zip(messages, placed)]
         payload = {"from": sender, "messages": [{"to": m.number, "body": m.body} for m in messages]}
-        answers = self._request("POST", "/v1/messages/bulk", json=self._with_callback(payload)).get("messages")
+        answers = self._request("POST", "/v1/messages/bulk", json=callback(payload)).get("messages")
         if not isinstance(answers, list) or len(answers) != len(messages):
             return [RecipientOutcome(UNKNOWN, reason="SayaSMS's bulk answer does not list every message")] * len(messages)
         return [_outcome(a if isinstance(a, dict) and a.get("to") == m.number else None)
@@ -57,8 +71,10 @@ class SayaSms:
         answer = self._request("GET", "/v1/account/balance")
         return {key: answer.get(key) for key in ("balance", "currency", "sms_credits")}
 
-    def _with_callback(self, payload: dict) -> dict:
-        return {**payload, "callback_url": self.callback_url} if self.callback_url else payload
+    def _with_callback(self, payload: dict, report_ref: str | None) -> dict:
+        if not self.callback_url:
+            return payload
+        return {**payload, "callback_url": _with_query(self.callback_url, ref=report_ref)}
 
     def _request(self, method: str, path: str, **kwargs) -> dict:
         headers = {"Authorization": f"Bearer {self.api_key}"}
@@ -71,6 +87,14 @@ class SayaSms:
             kind = ProviderAccountProblem if response.status_code in ACCOUNT_STATUSES else ProviderRejected
             raise kind(NAME, f"HTTP {response.status_code}: {message}", code=code)
         return answer
+
+
+def _with_query(url: str, **parameters: str | None) -> str:
+    """The URL with these query parameters added (or replaced), its others (the token) kept."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in parameters]
+    query += [(k, v) for k, v in parameters.items() if v is not None]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 def _by_position(answers: object, count: int) -> list[dict | None]:

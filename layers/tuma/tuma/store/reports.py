@@ -1,21 +1,24 @@
 """Delivery reports and expiry in DynamoDB. Keys, besides those of tuma.store.table:
 
-  PMSG#sayasms#<head> / MAP#<block>   which Tuma messages the ids <head>_<n> of one SayaSMS call
-                                      are: n in 100*block+1 .. 100*block+100 (attribute s<n>: the
-                                      message's index; tenant_id, request_id; `parked`: the n
-                                      whose reports were parked before the block named them)
+  PMSG#sayasms#<call> / MAP#<k>      which Tuma messages the ids of one SayaSMS call are, for the
+                                     ids whose block is k (call and k: the call's reference,
+                                     tuma.domain.reports.ReportRef): one attribute per SayaSMS id,
+                                     named by the id, holding the message's index; tenant_id,
+                                     request_id; `parked`: the marks (parked_mark) of the ids whose
+                                     reports were parked before the block named them
   PMSG#sayasms#<SayaSMS message id> / MAP          which Tuma message it is (tenant, request,
-                                                  index), for an id not of the form <head>_<n>,
-                                                  or whose block belongs to another request
+                                                  index), for an id linked without a reference
+                                                  (a takeover's relink) or whose block belongs to
+                                                  another request
   PMSG#sayasms#<SayaSMS message id> / EVT#<slot>   a report that came before the mapping (parked;
                                                   slot: tuma.domain.reports.parking_slot)
   DUE#<yyyy-mm-ddThh>  / <due time>#<request pk>#<sk>   a job's sent messages to expire at <due time>
   DUE                  / CURSOR                     the oldest hour bucket the expirer has not finished
 
-The blocks are issue 12's: one write unit links up to 100 messages (a mapping item per message
+The blocks are issue 12's: one write unit links about 25 messages (a mapping item per message
 cost one each), and their `parked` marks spare the sender a read per message for parked reports
-that almost never exist. The grouping is lossless whatever ids SayaSMS returns: an id is looked
-up in its block's slot, then in its own MAP item.
+that almost never exist. The grouping is lossless: an id is looked up in its call's block (when
+the report came with a well-formed reference), then in its own MAP item.
 
 A report is applied to the recipient item with one conditional UpdateItem: the status must be one
 the report may replace (forward only, hence idempotent); otherwise nothing is written (a failed
@@ -28,13 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+import zlib
 from datetime import datetime, timedelta, timezone
 
 from botocore.exceptions import ClientError
 
 from tuma.domain import reports
 from tuma.domain.times import iso_millis
-from tuma.domain.reports import MessageRef, Report
+from tuma.domain.reports import MessageRef, Report, ReportRef
 from tuma.domain.status import EXPIRED, SENT, earlier_than
 from tuma.store import progress
 from tuma.store.table import (
@@ -44,8 +48,6 @@ from tuma.store.table import (
 MAP_SK = "MAP"
 BLOCK_PREFIX = "MAP#"
 BLOCK_KIND = "provider_message_block"
-_MAX_PLACE_DIGITS = 9
-BLOCK_SIZE = 100  # slots per block item: 100 small numbers keep it under 1 KB, one write unit
 PARKED_PREFIX = "EVT#"
 DUE_CURSOR_KEY = {"pk": "DUE", "sk": "CURSOR"}
 _FIRST_LOOKBACK = timedelta(days=7)  # where the expirer starts when it has no cursor yet
@@ -56,27 +58,25 @@ def mapping_pk(provider_message_id: str) -> str:
     return f"PMSG#{reports.PROVIDER}#{provider_message_id}"
 
 
-def place(provider_message_id: str) -> tuple[str, int] | None:
-    """(head, n) of an id `<head>_<n>` (n in ASCII digits without a leading zero: the rule
-    tuma.providers.sayasms reads recipients by), else None. At most 9 digits: more than any call
-    has recipients, and within what a DynamoDB number holds (38 digits)."""
-    head, _, tail = provider_message_id.rpartition("_")
-    if head and tail.isascii() and tail.isdigit() and not tail.startswith("0") and len(tail) <= _MAX_PLACE_DIGITS:
-        return head, int(tail)
-    return None
+# A block's own attributes: an id spelled like one of them is linked by its own MAP item instead.
+_BLOCK_ATTRIBUTES = frozenset({"pk", "sk", "kind", "tenant_id", "request_id", "expires_at", "parked"})
 
 
-def block_of(n: int) -> int:
-    return (n - 1) // BLOCK_SIZE
+def in_block(provider_message_id: str) -> bool:
+    """Whether the id may be an attribute of a block (it is not one of the block's own)."""
+    return provider_message_id not in _BLOCK_ATTRIBUTES
 
 
-def block_key(head: str, n: int) -> dict:
-    return {"pk": mapping_pk(head), "sk": f"{BLOCK_PREFIX}{block_of(n)}"}
+def block_key(report_ref: ReportRef, provider_message_id: str) -> dict:
+    """The block of the call `report_ref` that links this id."""
+    return {"pk": mapping_pk(report_ref.call), "sk": f"{BLOCK_PREFIX}{report_ref.block_of(provider_message_id)}"}
 
 
-def slot(n: int) -> str:
-    """The block attribute that holds the index of the message with id <head>_<n>."""
-    return f"s{n}"
+def parked_mark(provider_message_id: str) -> int:
+    """What marks an id's parked report on its block: 16 bits of a hash, not the id (about 30
+    bytes), so that marks keep the block under 1 KB. Another id of the block with the same mark
+    only costs the sender one read of an empty parking slot."""
+    return zlib.crc32(provider_message_id.encode()) >> 16
 
 
 def _recipient_key(ref: MessageRef) -> dict:
@@ -86,17 +86,16 @@ def _recipient_key(ref: MessageRef) -> dict:
 class DynamoReportStore:
     """tuma.domain.reports.ReportStore on the table."""
 
-    def mapping(self, provider_message_id: str, consistent: bool = True) -> MessageRef | None:
-        """Its block's slot, else its own MAP item (an id of no block, or one the sender could not
-        put in its block): a second read only for ids not linked through a block."""
-        found = place(provider_message_id)
-        if found:
-            head, n = found
-            item = table().get_item(Key=block_key(head, n), ConsistentRead=consistent,
-                                    ProjectionExpression="tenant_id, request_id, #n",
-                                    ExpressionAttributeNames={"#n": slot(n)}).get("Item")
-            if item and slot(n) in item:
-                return MessageRef(item["tenant_id"], item["request_id"], int(item[slot(n)]))
+    def mapping(self, provider_message_id: str, consistent: bool = True,
+                report_ref: ReportRef | None = None) -> MessageRef | None:
+        """The id's attribute in its call's block, else its own MAP item (an id linked without a
+        reference, or one the sender could not put in its block): a second read only for those."""
+        if report_ref is not None and in_block(provider_message_id):
+            item = table().get_item(Key=block_key(report_ref, provider_message_id), ConsistentRead=consistent,
+                                    ProjectionExpression="tenant_id, request_id, #id",
+                                    ExpressionAttributeNames={"#id": provider_message_id}).get("Item")
+            if item and provider_message_id in item:
+                return MessageRef(item["tenant_id"], item["request_id"], int(item[provider_message_id]))
         item = table().get_item(Key={"pk": mapping_pk(provider_message_id), "sk": MAP_SK},
                                 ConsistentRead=consistent).get("Item")
         return MessageRef(item["tenant_id"], item["request_id"], int(item["index"])) if item else None
@@ -105,8 +104,8 @@ class DynamoReportStore:
         table().put_item(Item=mapping_item(provider_message_id, ref, now))
 
     def park(self, report: Report, now: datetime) -> None:
-        """Park the report under its id, then mark its slot `parked` on its block (creating the
-        block if the sender has not yet): the sender reads parked reports only for marked slots.
+        """Park the report under its id, then mark it `parked` on its call's block (creating the
+        block if the sender has not yet): the sender reads parked reports only for marked ids.
 
         No report is stranded, because both sides write the block item before they read it:
         the webhook marks, then reads the mapping again (tuma.domain.reports.receive); the
@@ -114,7 +113,8 @@ class DynamoReportStore:
         applies the two updates one after the other. Mark first: the sender's answer shows the
         mark, and the report, parked before the mark, is there for the sender's read. Sender
         first: the webhook's strongly consistent read, after its mark, sees the slot and
-        applies the report itself."""
+        applies the report itself. (A report without a reference marks nothing: the sender reads
+        the parking slot of every id it links without a block.)"""
         expires = int((now + PARKED_FOR).timestamp())
         try:
             table().put_item(Item={
@@ -126,13 +126,12 @@ class DynamoReportStore:
                 raise
             # The same report is already parked; mark anyway: its first webhook may have died
             # between parking and marking.
-        found = place(report.provider_message_id)
-        if found:  # (an id of no block has no mark: the sender reads its parking slot by id)
-            head, n = found
+        if report.report_ref is not None and in_block(report.provider_message_id):
             table().update_item(
-                Key=block_key(head, n),
-                UpdateExpression="ADD parked :n SET kind = :kind, expires_at = if_not_exists(expires_at, :e)",
-                ExpressionAttributeValues={":n": {n}, ":kind": BLOCK_KIND, ":e": expires})
+                Key=block_key(report.report_ref, report.provider_message_id),
+                UpdateExpression="ADD parked :m SET kind = :kind, expires_at = if_not_exists(expires_at, :e)",
+                ExpressionAttributeValues={":m": {parked_mark(report.provider_message_id)}, ":kind": BLOCK_KIND,
+                                           ":e": expires})
 
     def parked(self, provider_message_id: str) -> list[Report]:
         items = table().query(
@@ -180,27 +179,30 @@ def mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> di
             "expires_at": expires_at(now)}
 
 
-def link_block(head: str, slots: dict[int, int], tenant_id: str, request_id: str, now: datetime) -> set[int] | None:
-    """Set the slots n -> message index of the ids <head>_<n> of one block, in one UpdateItem
-    (the same values again on a retry or a takeover's relink). The n among them marked `parked`
-    (their reports came first, see DynamoReportStore.park), or None when the block belongs to
-    another request: those ids then need their own MAP items."""
-    n_values = sorted(slots)
-    sets = ", ".join(f"#s{n} = :s{n}" for n in n_values)
+def link_block(report_ref: ReportRef, block: int, indices: dict[str, int], tenant_id: str, request_id: str,
+               now: datetime) -> set[str] | None:
+    """Set the ids -> message index of one block of the call `report_ref`, in one UpdateItem (the
+    same values again on a retry). The ids among them whose mark is `parked` (their reports may
+    have come first, see DynamoReportStore.park), or None when the block belongs to another
+    request: those ids then need their own MAP items."""
+    ids = sorted(indices)
+    names = {f"#i{i}": pid for i, pid in enumerate(ids)}
+    sets = ", ".join(f"#i{i} = :i{i}" for i in range(len(ids)))
     try:
         answer = table().update_item(
-            Key=block_key(head, n_values[0]),
+            Key={"pk": mapping_pk(report_ref.call), "sk": f"{BLOCK_PREFIX}{block}"},
             UpdateExpression=f"SET kind = :kind, tenant_id = :t, request_id = :r, expires_at = :e, {sets}",
             ConditionExpression="attribute_not_exists(request_id) OR (request_id = :r AND tenant_id = :t)",
-            ExpressionAttributeNames={f"#s{n}": slot(n) for n in n_values},
-            ExpressionAttributeValues={":kind": BLOCK_KIND, ":t": tenant_id, ":r": request_id,
-                                       ":e": expires_at(now), **{f":s{n}": slots[n] for n in n_values}},
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":kind": BLOCK_KIND, ":t": tenant_id, ":r": request_id, ":e": expires_at(now),
+                                       **{f":i{i}": indices[pid] for i, pid in enumerate(ids)}},
             ReturnValues="ALL_NEW")
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
         return None
-    return {int(n) for n in answer["Attributes"].get("parked", ())} & set(slots)
+    marks = {int(m) for m in answer["Attributes"].get("parked", ())}
+    return {pid for pid in ids if parked_mark(pid) in marks}
 
 
 # --- expiry ------------------------------------------------------------------------------------
