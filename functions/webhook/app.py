@@ -11,10 +11,12 @@ import binascii
 import hmac
 from datetime import datetime, timezone
 
-from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver
+# tuma.api first: it registers Powertools' event_handler without its __init__, which would load
+# every resolver (tuma.lazy_powertools); the Function URL resolver is the one this function uses.
+from tuma import api, settings  # isort: skip
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver  # isort: skip
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tuma import api, settings
 from tuma.domain.errors import ApiError
 from tuma.domain.times import iso_millis
 from tuma.domain.reports import MalformedReport, parse_report, receive

@@ -106,7 +106,7 @@ def test_the_cheaper_pattern_refuses_exactly_what_xml_cannot_carry():
     assert refused == [code for code in range(0x110000) if not xml(code)]
 
 
-@pytest.mark.parametrize("function", ["send", "bulk", "status", "cancel", "balance"])
+@pytest.mark.parametrize("function", ["send", "bulk", "status", "cancel", "balance", "webhook"])
 def test_api_functions_load_only_the_rest_resolver(function):
     """tuma.lazy_powertools: Powertools' event_handler `__init__` would load every resolver."""
     others = {"aws_lambda_powertools.event_handler." + name for name in (
