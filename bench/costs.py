@@ -280,7 +280,7 @@ class LogCounter(io.TextIOBase):
         return len(text)
 
 
-def _one_table_copy_per_transaction() -> None:
+def _moto_fit_for_concurrent_transactions() -> None:
     """moto (5.2) deep-copies a table, its stream records included, once per item of a
     TransactWriteItems, to roll the transaction back if it fails: 100 copies of the whole table for
     a transaction of 100, so the run's memory and time grew with the square of its size (19.8 GB
@@ -315,6 +315,20 @@ def _one_table_copy_per_transaction() -> None:
     transact_write_items.one_copy = True
     models.copy = _Copy
     models.DynamoDBBackend.transact_write_items = transact_write_items
+
+    # moto's DynamoDB is not safe across threads: a transaction's copy of a table iterating while
+    # another job's write (the sender runs a batch's jobs at once) changes it raises "dictionary
+    # changed size during iteration". One request at a time, as DynamoDB's own isolation promises.
+    from moto.dynamodb.responses import DynamoHandler
+
+    one_at_a_time = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def serialised(self):
+        with one_at_a_time:
+            return call_action(self)
+
+    DynamoHandler.call_action = serialised
 
 
 def _clear_caches() -> None:
@@ -406,7 +420,7 @@ class Harness:
         self.reports, self.clients = _Receiver(), _Receiver()
         saya = SayaSmsSimulator(api_key="sk_bench", balance="100000000.00")
         sms254 = Sms254Simulator(username="bench", api_key="key254", credits=100_000_000)
-        _one_table_copy_per_transaction()
+        _moto_fit_for_concurrent_transactions()
         with mock_aws(), start(saya) as saya_running, start(sms254) as sms254_running:
             for sim in (saya, sms254):
                 sim.faults.set({"latency_ms": self.latency_ms})
@@ -698,7 +712,7 @@ def run(bulk_messages: int = 10_000, latency_ms: int = 100) -> dict:
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    out = run(n)
+    out = run(n, int(sys.argv[2])) if len(sys.argv) > 2 else run(n)
     print(json.dumps({k: {"usd_per_million": v["usd_per_million"], "by_service": v["by_service"],
                           "per_message": v["per_message"], "requests": v["requests"], "mean_ms": v["mean_ms"]}
                       for k, v in out.items()}, indent=1, default=str))

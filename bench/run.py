@@ -52,7 +52,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "tuma")]
 from local.stack import LocalStack, Ports, free_port  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-import costs  # noqa: E402
 from prices import ASSUMPTIONS, PRICES_USD  # noqa: E402
 
 N = 10_000
@@ -294,6 +293,16 @@ def naive_sender(stack: LocalStack) -> float:
     return NAIVE_SAMPLE / (time.perf_counter() - started)
 
 
+def cost_run() -> dict:
+    """bench/costs.py in a fresh interpreter, as each function's own process would be: the
+    in-process run above leaves the layer's modules loaded with its state (clients, pools)."""
+    answer = subprocess.run([sys.executable, str(ROOT / "bench" / "costs.py"), str(COST_MESSAGES), str(LATENCY_MS)],
+                            capture_output=True, text=True, cwd=ROOT)
+    if answer.returncode:
+        raise RuntimeError(f"bench/costs.py failed:\n{answer.stderr[-4000:]}")
+    return json.loads(answer.stdout)
+
+
 def main() -> None:
     with LocalStack(ports=Ports(free_port(), free_port(), free_port()), log_dir=ROOT / ".tuma" / "bench-logs") as stack:
         for url in (stack.sms254_url, stack.sayasms_url):
@@ -313,7 +322,7 @@ def main() -> None:
         requests.post(f"{stack.sayasms_url}/_sim/callbacks", json={"enabled": False}, timeout=10).raise_for_status()
         counted = in_process_run(stack)
     # With the stack stopped: MiniStack's pollers would otherwise share the two cores.
-    cost = costs.run(COST_MESSAGES, LATENCY_MS)
+    cost = cost_run()
     imports = cold_imports(stack)
 
     results = {
