@@ -481,9 +481,12 @@ class Harness:
         self.meter.function = name
         self.meter.emulator_s, self.meter.main_requests = 0.0, 0
         started, cpu_started = time.perf_counter(), time.thread_time()
+        answer, failure = None, None
         try:
             with redirect_stdout(self.log_sink):
                 answer = self.handlers[name].handler(event, Context(name, config["memory_mb"]))
+        except Exception as problem:  # noqa: BLE001 - billed like any invocation, then raised
+            failure = problem
         finally:
             self.meter.function = None
         # The handler's own CPU (moto's taken out) runs slower below a full vCPU (1,769 MB).
@@ -497,6 +500,8 @@ class Harness:
         self.log_bytes[name] += self.log_sink.bytes - before
         if config["platform_logs"]:
             self.log_bytes[name] += ASSUMPTIONS["platform_log_bytes_per_invocation"]
+        if failure is not None:
+            raise failure
         return answer
 
     # --- the paths a message takes ---
@@ -519,6 +524,8 @@ class Harness:
     def drain_sqs(self, queue: str, function: str, batch_size: int) -> int:
         """Every message on `queue` through `function`, `batch_size` to an invocation, as the event
         source mapping does (its receive and delete are billed SQS requests too)."""
+        from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
         handled = 0
         while True:
             messages = []
@@ -537,9 +544,12 @@ class Harness:
             # A job the invocation had no time left for is reported failed and comes back in another
             # invocation, as SQS would redeliver it (billed: the invocation and its receive/delete).
             for _ in range(5):
-                result = self.invoke(function, {"Records": records})
+                try:
+                    result = self.invoke(function, {"Records": records})
+                    failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+                except BatchProcessingError:  # Powertools raises when every record failed: all come back
+                    result, failed = None, {r["messageId"] for r in records}
                 self.esm_sqs_requests[function] += 2
-                failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
                 records = [r for r in records if r["messageId"] in failed]
                 if not records:
                     break
