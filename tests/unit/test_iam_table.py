@@ -107,3 +107,12 @@ def test_the_public_webhook_cannot_create_or_delete_messages():
     for statement in _table_statements("WebhookFunction"):
         if "T#*" in _leading_keys(statement):
             assert _actions(statement) == ["dynamodb:UpdateItem"]
+
+
+def test_the_sender_may_run_the_partiql_inserts_its_store_makes():
+    """tuma.store.sending writes message items with BatchExecuteStatement INSERTs: on AWS that is
+    dynamodb:PartiQLInsert, which no other action grants (MiniStack does not check IAM)."""
+    assert "batch_execute_statement" in (REPO / "layers/tuma/tuma/store/sending.py").read_text()
+    granted = [statement for policy in FUNCTIONS["SenderFunction"]["Properties"]["Policies"]
+               for statement in policy["Statement"] if "dynamodb:PartiQLInsert" in statement["Action"]]
+    assert [set(_leading_keys(statement)) for statement in granted] == [{"T#*"}]
