@@ -18,7 +18,9 @@ Every ratio's baseline is measured in the same run. Figures:
   every function a message passes through in process (moto, the simulators) and counts each
   request; prices in bench/prices.py. Per-service breakdowns in details.costs.
 - batch_get_p95_s_10k: GET /v1/batches/{id} latency while a 10,000-message batch is in flight
-  (p50 and p95 over every poll from accept to done), over HTTP to the deployed stack.
+  (p50 and p95 over every poll from accept to done), over HTTP to the deployed stack; beside it
+  in details.batch_get_s, the floor: the same route for a malformed id (404 before any read),
+  polled in turn, i.e. what the local API Gateway and Lambda path alone take under the same load.
 - sender_speedup_with_reports: as sender_speedup, with the SayaSMS simulator's delivery reports
   on (30,000 webhook calls, at most REPORT_CONCURRENCY in flight, competing for the same two cores, as
   they compete on AWS for the table).
@@ -63,7 +65,7 @@ HANDLERS = ("authorizer", "send", "bulk", "status", "balance", "balance_monitor"
 SENDER_TIMEOUT_S = 30  # template.yaml, SenderFunction
 # The cost scenarios' bulk size: costs are per message from two jobs on (10,000 takes moto ~20 min).
 COST_MESSAGES = 2_000
-BATCH_GET_FIGURES = ("batch_get_p50_s", "batch_get_p95_s", "batch_gets")
+BATCH_GET_FIGURES = ("batch_get_p50_s", "batch_get_p95_s", "batch_gets", "floor_get_p50_s", "floor_get_p95_s")
 GOALS = {"sender_speedup": (">=", 50), "accept_aws_requests_10k": ("<=", 20), "accept_seconds_10k": ("<=", 1),
          "cold_import_ratio": ("<=", 1.5), "aws_usd_per_million_sms": ("<=", 3), "batch_get_p95_s_10k": ("<=", 0.3),
          "sender_speedup_with_reports": (">=", 0), "sms254_personalised_job_s": ("<=", SENDER_TIMEOUT_S),
@@ -76,13 +78,21 @@ def bulk_body(offset: int = 0) -> dict:
         for i in range(N)]}
 
 
-def wait_done(session: requests.Session, url: str, seconds: float = 600, latencies: list | None = None) -> dict:
+def wait_done(session: requests.Session, url: str, seconds: float = 600, latencies: list | None = None,
+              floor: list | None = None) -> dict:
+    """Polls `url` until the batch is done. With `floor`, each poll is followed by one of the same
+    route for a malformed id, answered 404 before any DynamoDB read: the API Gateway, authorizer
+    and Lambda path alone, under the same load (what the emulator adds to every request)."""
     deadline = time.monotonic() + seconds
     while True:
         started = time.perf_counter()
         view = session.get(url, timeout=30).json()
         if latencies is not None:
             latencies.append(time.perf_counter() - started)
+        if floor is not None:
+            started = time.perf_counter()
+            assert session.get(url.rsplit("/", 1)[0] + "/not-a-batch", timeout=30).status_code == 404
+            floor.append(time.perf_counter() - started)
         if view.get("done") or time.monotonic() > deadline:
             return view
         time.sleep(0.2)
@@ -267,14 +277,17 @@ def over_http(stack: LocalStack, offset: int = 0) -> dict:
     accept_seconds = time.perf_counter() - started
     assert answer.status_code == 202, answer.text
     latencies: list[float] = []
-    view = wait_done(session, f"{stack.api_url}/v1/batches/{answer.json()['batch_id']}", latencies=latencies)
+    floor: list[float] = []
+    view = wait_done(session, f"{stack.api_url}/v1/batches/{answer.json()['batch_id']}", latencies=latencies,
+                     floor=floor)
     send_seconds = time.perf_counter() - started - accept_seconds
     assert sum(view["counts"].get(s, 0) for s in ("sent", "delivered")) == N, view
     latencies.sort()
     return {"accept_seconds": accept_seconds, "sender_seconds": send_seconds, "sender_rate": N / send_seconds,
             "batch_get_p50_s": statistics.median(latencies),
             "batch_get_p95_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
-            "batch_gets": len(latencies)}
+            "batch_gets": len(latencies), "floor_get_p50_s": statistics.median(floor),
+            "floor_get_p95_s": sorted(floor)[min(len(floor) - 1, int(len(floor) * 0.95))]}
 
 
 def naive_sender(stack: LocalStack) -> float:
