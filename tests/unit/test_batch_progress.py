@@ -10,6 +10,8 @@ from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from test_costs_and_estimates import get, post, run_sender  # noqa: F401 (fixtures)
 from tuma.domain import reports
 from tuma.domain.reports import parse_report
@@ -145,3 +147,22 @@ def test_a_batchs_reports_move_counters_under_every_shard_not_one_item(post, get
     view = get(f"/v1/batches/{batch_id}")
     assert view["counts"] == {"delivered": n}
     assert view == view_from_every_message(get, aws, batch_id)
+
+
+def test_a_job_no_provider_took_closes_its_claim_and_its_retry_sends_it(post, get, aws, functions, context,
+                                                                         simsaya, sim254):
+    """A job whose every message was refused (503 through its retries) records no outcome: its
+    claim still closes (`retry`), so the redelivered job sends at once."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from conftest import sqs_event
+
+    batch_id = bulk(post, 3)  # pinned to SayaSMS: no failover
+    bodies = [m["Body"] for m in aws.receive(aws.queue_url)]
+    simsaya.faults({"status": 503, "count": 3})  # the call and its two retries
+    sender = functions("sender")
+    with pytest.raises(BatchProcessingError, match="3 message\\(s\\) not taken: HTTP 503"):
+        sender.handler(sqs_event(bodies), context)  # the batch's only job failed: it comes back whole
+    assert get(f"/v1/batches/{batch_id}")["counts"] == {"queued": 3}
+
+    assert sender.handler(sqs_event(bodies), context) == {"batchItemFailures": []}
+    assert get(f"/v1/batches/{batch_id}")["counts"] == {"sent": 3}

@@ -67,7 +67,8 @@ def tally(job, outcomes, orphans_put: dict[int, bool]) -> dict | None:
         statuses[item["status"]] = statuses.get(item["status"], 0) + 1
         spent += amount(item.get("cost")) or 0
         segments += measure(recipient.body).segments if recipient.body else 0
-    return {"statuses": statuses, "spent": spent, "segments": segments, "index": outcomes[0][0].index}
+    return {"statuses": statuses, "spent": spent, "segments": segments,
+            "index": outcomes[0][0].index if outcomes else 0}  # the counters' shard: the job's first message's
 
 
 def _stored(job, recipients) -> dict[int, dict]:
