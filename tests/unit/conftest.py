@@ -14,6 +14,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -386,3 +387,17 @@ class Clock:
 
     def advance(self, **delta):
         self.now += timedelta(**delta)
+
+
+@contextmanager
+def table_hook(event: str, handler: Callable) -> Iterator[None]:
+    """`handler` on the table client's botocore `event` (e.g. "before-call.dynamodb") inside the
+    block only: the client outlives the test (the default session is kept)."""
+    from tuma.store import table as table_module
+
+    events = table_module.table().meta.client.meta.events
+    events.register(event, handler)
+    try:
+        yield
+    finally:
+        events.unregister(event, handler)

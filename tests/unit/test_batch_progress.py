@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import table_hook
 from test_costs_and_estimates import get, post, run_sender  # noqa: F401 (fixtures)
 from tuma.domain import reports
 from tuma.domain.reports import parse_report
-from tuma.store import table as table_module
 from tuma.store.reports import DynamoReportStore, expire_due
 from tuma.store.table import SHARDS, message_pk, recipient_key
 
@@ -33,12 +33,8 @@ def items_read():
         elif model.name in ("Query", "Scan"):
             read["items"] += 1000  # a query reads what it finds: never constant
 
-    events = table_module.table().meta.client.meta.events
-    events.register("provide-client-params.dynamodb", count)
-    try:
+    with table_hook("provide-client-params.dynamodb", count):
         yield read
-    finally:
-        events.unregister("provide-client-params.dynamodb", count)
 
 
 def bulk(post, n: int, provider: str = "sayasms") -> str:
@@ -136,11 +132,11 @@ def test_a_batchs_reports_move_counters_under_every_shard_not_one_item(post, get
         if key.get("sk") == {"S": "PROGRESS"}:
             counters_written[key["pk"]["S"]] += 1
 
-    table_module.table().meta.client.meta.events.register("before-call.dynamodb", count)
     now = datetime.now(timezone.utc)
-    for provider_id in ids:
-        report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
-        assert reports.receive(report, DynamoReportStore(), now) == "applied"
+    with table_hook("before-call.dynamodb", count):
+        for provider_id in ids:
+            report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+            assert reports.receive(report, DynamoReportStore(), now) == "applied"
 
     # Each shard's counters took its own messages' reports: no item took more than n / SHARDS.
     assert len(counters_written) == SHARDS and set(counters_written.values()) == {n // SHARDS}

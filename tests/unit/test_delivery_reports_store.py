@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from conftest import create_table
+from conftest import create_table, table_hook
 from tuma.domain import reports
 from tuma.domain.jobs import JobRecipient, SendJob
 from tuma.domain.reports import MessageRef, ReportRef, parse_report
@@ -275,12 +275,8 @@ def table_requests():
             keys.append({"pk": params["ExpressionAttributeValues"][":pk"]})
         seen.append((model.name, keys))
 
-    events = table_module.table().meta.client.meta.events
-    events.register("provide-client-params.dynamodb", keep)
-    try:
+    with table_hook("provide-client-params.dynamodb", keep):
         yield seen
-    finally:
-        events.unregister("provide-client-params.dynamodb", keep)
 
 
 def item_bytes(item: dict) -> int:

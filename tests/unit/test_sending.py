@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import Clock, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, utc
+from conftest import Clock, SAYASMS_API_KEY, SMS254_API_KEY, SMS254_USERNAME, ULID, table_hook, utc
 from test_batch_progress import bulk
 from test_costs_and_estimates import get, post, run_sender  # noqa: F401 (fixtures)
 from tuma.domain.circuit import NoBreaker
@@ -482,12 +482,8 @@ def message_writes():
         if units:
             spent[name] += units
 
-    events = table_module.table().meta.client.meta.events
-    events.register("before-parameter-build.dynamodb", count)
-    try:
+    with table_hook("before-parameter-build.dynamodb", count):
         yield spent
-    finally:
-        events.unregister("before-parameter-build.dynamodb", count)
 
 
 def many(n: int) -> list[str]:
