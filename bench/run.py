@@ -106,15 +106,17 @@ def cold_imports(stack: LocalStack, tries: int = 9) -> dict:
     of the per-pair ratios."""
     runtime = ROOT / ".tuma" / "ministack-venv" / "bin" / "python"
     layer = ROOT / ".aws-sam" / "build" / "TumaLayer" / "python"
+    # Nothing writes bytecode, as on Lambda (/opt and /var/task are read-only): what has none in
+    # the built layer (layers/tuma/Makefile compiles it) or a handler's folder compiles every time.
     env = {**os.environ, **stack.aws_env(), "TABLE_NAME": "t", "SEND_QUEUE_URL": "q", "SEND_DLQ_URL": "d",
-           "CONFIG_PATH": "/tuma/local", "PYTHONPATH": ""}
+           "CONFIG_PATH": "/tuma/local", "PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": "1"}
 
     def seconds(module: str, folder: str | None) -> float:
         code = (f"import sys, time; sys.path[:0] = [{str(layer)!r}, {folder!r}]; "
                 f"t = time.process_time(); import {module}; print(time.process_time() - t)")
         return float(subprocess.run([runtime, "-c", code], env=env, check=True, capture_output=True, text=True).stdout)
 
-    for name in HANDLERS:  # compile the layer's and handlers' bytecode once, as a deployed package has it
+    for name in HANDLERS:  # the files into the page cache, as a warm host has them
         seconds("app", str(ROOT / "functions" / name))
     ratios = {name: [] for name in HANDLERS}
     baselines = []

@@ -18,3 +18,11 @@ def test_the_layer_is_compatible_with_every_allowed_architecture():
     assert sorted(layer["Properties"]["CompatibleArchitectures"]) == sorted(allowed)
     # Built for the default architecture, whose compiled wheels then load on AWS.
     assert layer["Metadata"]["BuildArchitecture"] == template["Parameters"]["Architecture"]["Default"]
+
+
+def test_the_layer_makefile_builds_for_the_default_architecture():
+    template = costs.template()
+    assert template["Resources"]["TumaLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (REPO / "layers" / "tuma" / "Makefile").read_text()
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[template["Parameters"]["Architecture"]["Default"]]
+    assert f"PLATFORM := manylinux2014_{machine}\n" in makefile

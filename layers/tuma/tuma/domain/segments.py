@@ -7,8 +7,8 @@ extension character (€ { } [ ] ~ \\ | ^ and form feed) is two septets, the esc
 character, and an astral character (most emoji) is two UTF-16 units, a surrogate pair: neither
 may be cut between two parts, so parts are filled greedily rather than counted as ceil(units/153).
 
-The alphabet comes from the gsm0338 codec (3GPP TS 23.038), read once through its public decode.
-Its encoder is not used to count: it is a per-character Python loop (about 0.6 s for 10,000
+The alphabet is the gsm0338 codec's (3GPP TS 23.038), written out by scripts/codegen.py.
+The codec's encoder is not used to count: it is a per-character Python loop (about 0.6 s for 10,000
 bodies of 160 characters on our machines, the size of one bulk request), whereas set look-ups and
 str.count run in C; the greedy fill itself is a few lines and only runs for multi-part bodies
 that hold an extension or astral character."""
@@ -20,29 +20,13 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-import gsm0338  # noqa: F401  (importing it registers the "gsm03.38" codec)
+from tuma.domain.gsm7_alphabet import GSM7_BASIC, GSM7_EXTENSION
 
 GSM7, UCS2 = "GSM-7", "UCS-2"
 MAX_SEGMENTS = 6  # SayaSMS: "max 918 chars for multi-part SMS" = 6 x 153 GSM-7 septets
 
 SINGLE = {GSM7: 160, UCS2: 70}  # units in a one-part SMS
 PART = {GSM7: 153, UCS2: 67}  # units in each part of a concatenated SMS
-
-
-def _alphabet() -> tuple[frozenset[str], frozenset[str]]:
-    """(basic, extension) characters of GSM 03.38, decoded from the codec's own table. 0x1B is
-    the escape to the extension table, not a character of its own."""
-    basic = frozenset(bytes([code]).decode("gsm03.38") for code in range(128) if code != 0x1B)
-    extension = set()
-    for code in range(128):
-        try:
-            extension.add(bytes([0x1B, code]).decode("gsm03.38"))
-        except UnicodeDecodeError:
-            pass  # no extension character at this code
-    return basic, frozenset(extension)
-
-
-GSM7_BASIC, GSM7_EXTENSION = _alphabet()
 _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 
