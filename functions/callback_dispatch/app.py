@@ -2,6 +2,7 @@
 callback_url, onto the callback queue. Never calls a client: a slow client cannot slow this,
 the webhook or the sender."""
 
+from tuma import lazy_powertools  # noqa: F401, I001  (first: the batch utility without every event class)
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 

@@ -7,6 +7,7 @@ consumer (SendDeadLetterAction=keep) and redrive the DLQ: docs/dead-letters.md."
 
 from datetime import datetime, timedelta, timezone
 
+from tuma import lazy_powertools  # noqa: F401, I001  (first: the batch utility without every event class)
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord

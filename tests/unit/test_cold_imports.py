@@ -140,7 +140,7 @@ except AttributeError:
     assert answer.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("function", ["send", "bulk", "status", "sender"])
+@pytest.mark.parametrize("function", ["send", "bulk", "status", "sender", "callback", "callback_dispatch", "dead_letters"])
 def test_functions_load_only_the_event_classes_their_powertools_modules_import(function):
     """tuma.lazy_powertools: Powertools' data_classes `__init__` would load every event source's class."""
     others = {"aws_lambda_powertools.utilities.data_classes." + name for name in (

@@ -1,6 +1,7 @@
 """Two Powertools packages registered without running their `__init__`, each of which imports
 every module it has whatever one is asked for. Importing this module registers them: import it
-before Powertools' event_handler or batch utility (tuma.api does; the sender's app does).
+before Powertools' event_handler or batch utility (tuma.api does; so does every function with a
+batch processor).
 
 - aws_lambda_powertools.event_handler: every resolver (AppSync with asyncio, Bedrock agents, VPC
   Lattice, HTTP...), for the one an API function uses: about 40 ms of CPU of its cold start.
