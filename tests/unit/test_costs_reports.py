@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import table_hook
 from test_delivery_reports_store import (  # noqa: F401 (fixtures)
     NOW, PID, recipient, report, send, sender, sent, table)
 from tuma.domain import reports
-from tuma.store import table as table_module
 from tuma.store.reports import DynamoReportStore, expire_due
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,19 +33,8 @@ def counted():
     def count(model, **_):
         calls[model.name] += 1
 
-    with hooked("before-call.dynamodb", count):
+    with table_hook("before-call.dynamodb", count):
         yield calls
-
-
-@contextmanager
-def hooked(event: str, handler):
-    """`handler` on the table's client's `event` (a client keeps its own copy of the hooks)."""
-    events = table_module.table().meta.client.meta.events
-    events.register(event, handler)
-    try:
-        yield
-    finally:
-        events.unregister(event, handler)
 
 
 def test_queued_and_sent_reports_cost_no_dynamodb_request(table, sender):
@@ -78,7 +67,7 @@ def test_a_repeated_or_late_report_is_one_failed_conditional_write_and_changes_n
 def test_the_mapping_is_first_read_eventually_consistent(table, sender):
     send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
     seen = []
-    with hooked("provide-client-params.dynamodb.GetItem",
+    with table_hook("provide-client-params.dynamodb.GetItem",
                 lambda params, **_: seen.append(params.get("ConsistentRead"))):
         reports.receive(report("message.delivered"), DynamoReportStore(), NOW)
 
@@ -101,7 +90,7 @@ def test_the_sender_looks_up_only_the_parked_reports_that_can_exist(table, sende
     """For ids linked without a call reference (their own MAP item); a call block's ids need no
     look-up unless marked (test_delivery_reports_store)."""
     keys = []
-    with hooked("provide-client-params.dynamodb.BatchGetItem",
+    with table_hook("provide-client-params.dynamodb.BatchGetItem",
                 lambda params, **_: keys.extend(k["sk"] for spec in params["RequestItems"].values()
                                                 for k in spec["Keys"])):
         send(sender, {1: sent("SAYA-1"), 2: sent("SAYA-2")})
