@@ -683,7 +683,16 @@ def price(h: Harness, messages: int) -> dict:
         "xray": traces * PRICES_USD["xray_per_million_traces_recorded"] / 1e6,
     }
     breakdown = {k: v * per for k, v in usd.items()}
-    return {"usd_per_million": sum(breakdown.values()), "by_service": breakdown,
+    total = sum(breakdown.values())
+    # The same counts behind another front door, only the API request's price changed: an HTTP API
+    # (its Lambda authorizer caches as the REST API's does), or a Function URL (no per-request
+    # charge; the key check would move into the function, and is still priced as the authorizer).
+    api_share = h.api_requests * per / 1e6
+    front_doors = {"rest_api": total,
+                   "http_api": total + api_share * (PRICES_USD["api_gateway_http_per_million"]
+                                                    - PRICES_USD["api_gateway_rest_per_million"]),
+                   "function_url": total - breakdown["api_gateway"]}
+    return {"usd_per_million": total, "by_service": breakdown, "usd_per_million_by_front_door": front_doors,
             "per_message": {"lambda_invocations": {n: v / messages for n, v in h.invocations.items()},
                             "billed_ms": {n: v / messages for n, v in h.billed_ms.items()},
                             "log_bytes": {n: v / messages for n, v in h.log_bytes.items()},
@@ -724,5 +733,6 @@ if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     out = run(n, int(sys.argv[2])) if len(sys.argv) > 2 else run(n)
     print(json.dumps({k: {"usd_per_million": v["usd_per_million"], "by_service": v["by_service"],
+                          "usd_per_million_by_front_door": v["usd_per_million_by_front_door"],
                           "per_message": v["per_message"], "requests": v["requests"], "mean_ms": v["mean_ms"]}
                       for k, v in out.items()}, indent=1, default=str))

@@ -409,6 +409,10 @@ def table(results: dict) -> str:
               f"batch GET while in flight: {details['batch_get_s']}", "", "cost per million SMS by service (USD):"]
     for scenario, cost in details["costs"].items():
         lines.append(f"  {scenario:28} " + ", ".join(f"{k} {v:.3f}" for k, v in cost["by_service"].items()))
+    lines += ["", "cost per million SMS by front door, the same counts (USD):"]
+    for scenario, cost in details["costs"].items():
+        lines.append(f"  {scenario:28} " + ", ".join(
+            f"{k} {v:.2f}" for k, v in cost["usd_per_million_by_front_door"].items()))
     return "\n".join(lines)
 
 
