@@ -8,8 +8,10 @@ function's FilterCriteria (read from template.yaml), each callback job, and one 
 Every AWS request is counted with a botocore hook and billed as AWS bills it (DynamoDB units from
 item sizes, SQS per 64 KiB); Lambda GB-s from each invocation's measured duration and the memory
 and architecture template.yaml configures; log bytes as the handlers write them (plus Lambda's
-platform lines unless the system log level drops them); X-Ray traces at the configured sampling.
-Prices are in bench/prices.py.
+platform lines unless the system log level drops them), and the API's access log line per request
+(the template's format, filled in); X-Ray traces at the configured sampling; DynamoDB storage of
+what a message leaves in the table (bytes scanned after the run, kept until each item's TTL; with
+point-in-time recovery when the template turns it on). Prices are in bench/prices.py.
 
 Durations are measured here, against moto in the same process (its DynamoDB work is counted in
 the handler's time, about what a network round trip to DynamoDB costs on AWS)."""
@@ -22,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -110,7 +113,14 @@ def configuration() -> dict:
     events = doc["Resources"]["CallbackDispatchFunction"]["Properties"]["Events"]
     filters = next(iter(events.values()))["Properties"].get("FilterCriteria", {}).get("Filters", [])
     config["_dispatch_filters"] = [json.loads(f["Pattern"]) for f in filters]
-    config["_api_tracing"] = bool(_resolve(doc["Resources"]["Api"]["Properties"].get("TracingEnabled"), parameters))
+    api = _resolve(doc["Resources"]["Api"]["Properties"], parameters)
+    config["_api_tracing"] = bool(api.get("TracingEnabled"))
+    config["_access_log_format"] = (api.get("AccessLogSetting") or {}).get("Format")
+    config["_access_log_retention_days"] = int(_resolve(
+        doc["Resources"]["ApiAccessLogGroup"]["Properties"]["RetentionInDays"], parameters))
+    table_props = doc["Resources"]["Table"]["Properties"]
+    config["_table_retention_days"] = int(parameters["RetentionDays"]["Default"])  # the items' TTL
+    config["_pitr"] = bool((table_props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled"))
     return config
 
 
@@ -394,8 +404,11 @@ class Harness:
         self.billed_ms: Counter = Counter()
         self.log_bytes: Counter = Counter()
         self.api_requests = 0
+        self.access_log_bytes = 0
         self.esm_sqs_requests: Counter = Counter()  # receive + delete around each SQS-triggered invocation
         self.handlers = {}
+        self.stored_before: dict = {}
+        self.stored: dict = {}  # {"byte_months": ..., "bytes": ..., "unexpiring_bytes": ...} of the counted run
 
     @contextmanager
     def running(self):
@@ -512,8 +525,11 @@ class Harness:
                  "requestContext": {"resourcePath": path, "httpMethod": "POST", "stage": "prod",
                                     "authorizer": {"principalId": TENANT, "tenant_id": TENANT}},
                  "body": json.dumps(body), "isBase64Encoded": False}
+        started = time.perf_counter()
         answer = self.invoke(name, event)
         assert answer["statusCode"] == 202, answer
+        self.access_log_bytes += len(access_log_line(self.config["_access_log_format"], path, answer,
+                                                     round((time.perf_counter() - started) * 1000)).encode())
         return json.loads(answer["body"])
 
     def authorize_once(self) -> None:
@@ -599,6 +615,45 @@ class Harness:
     def expire(self) -> None:
         self.invoke("expirer", {"source": "aws.scheduler"})
 
+    def table_items(self) -> dict:
+        """Every item's storage size (with DynamoDB's per-item overhead) and TTL, read uncounted."""
+        items, start = {}, None
+        while True:
+            page = self.meter.raw.scan(TableName=TABLE, **({"ExclusiveStartKey": start} if start else {}))
+            for item in page["Items"]:
+                expires = item.get("expires_at", {}).get("N")
+                items[(item["pk"]["S"], item["sk"]["S"])] = (
+                    _size(item) + ASSUMPTIONS["dynamodb_item_overhead_bytes"], int(expires) if expires else None)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def storage_since(self, before: dict, now: float) -> dict:
+        """What the counted run left stored: items it added, and what it added to items there
+        before (the batch counters, the circuit), each for the months until its TTL. An item with
+        no TTL stays until someone deletes it: priced a year, and shown apart."""
+        byte_months, stored, unexpiring = 0.0, 0, 0
+        for key, (size, expires) in self.table_items().items():
+            added = size - before.get(key, (0, None))[0]
+            if added <= 0:
+                continue
+            stored += added
+            if expires is None:
+                unexpiring += added
+            byte_months += added * (max(0, expires - now) / (30 * 86400) if expires else 12)
+        return {"bytes": stored, "byte_months": byte_months, "unexpiring_bytes": unexpiring}
+
+
+def access_log_line(log_format: str, path: str, answer: dict, latency_ms: int) -> str:
+    """The API's access log line for one request: the template's format with each $context
+    variable as API Gateway fills it (a documentation IPv4 address, "-" where there is none)."""
+    values = {"requestId": str(uuid.uuid4()), "requestTimeEpoch": str(int(time.time() * 1000)),
+              "identity.sourceIp": "203.0.113.45", "authorizer.principalId": TENANT, "httpMethod": "POST",
+              "resourcePath": path, "status": str(answer["statusCode"]), "error.responseType": "-",
+              "responseLength": str(len(answer.get("body") or "")), "responseLatency": str(latency_ms),
+              "integrationLatency": str(latency_ms)}
+    return re.sub(r"\$context\.([A-Za-z.]+)", lambda m: values[m.group(1)], log_format) + "\n"
+
 
 # --- scenarios -----------------------------------------------------------------------------------
 
@@ -669,6 +724,11 @@ def price(h: Harness, messages: int) -> dict:
         gb = written * share / 1e9
         log_usd += gb * (PRICES_USD["cloudwatch_logs_ingest_per_gb"]
                          + PRICES_USD["cloudwatch_logs_storage_per_gb_month"] * months)
+    access_log_gb = (h.access_log_bytes + h.api_requests * ASSUMPTIONS["log_event_overhead_bytes"]) / 1e9
+    log_usd += access_log_gb * (PRICES_USD["cloudwatch_logs_ingest_per_gb"] + PRICES_USD[
+        "cloudwatch_logs_storage_per_gb_month"] * c["_access_log_retention_days"] / 30)
+    storage_price = PRICES_USD["dynamodb_storage_per_gb_month"] + (
+        PRICES_USD["dynamodb_pitr_per_gb_month"] if c["_pitr"] else 0)
     rate = ASSUMPTIONS["xray_default_sample_rate"]
     traces = (h.api_requests * rate if c["_api_tracing"] else 0) + sum(
         n * rate for name, n in h.invocations.items() if c[name]["tracing"] == "Active" and name not in API_FUNCTIONS)
@@ -679,6 +739,7 @@ def price(h: Harness, messages: int) -> dict:
         "sqs": sqs_requests * PRICES_USD["sqs_per_million_requests"] / 1e6,
         "dynamodb_writes": units["wru"] * PRICES_USD["dynamodb_per_million_write_units"] / 1e6,
         "dynamodb_reads": units["rru"] * PRICES_USD["dynamodb_per_million_read_units"] / 1e6,
+        "dynamodb_storage": h.stored["byte_months"] / 1e9 * storage_price,
         "cloudwatch_logs": log_usd,
         "xray": traces * PRICES_USD["xray_per_million_traces_recorded"] / 1e6,
     }
@@ -699,7 +760,10 @@ def price(h: Harness, messages: int) -> dict:
                             "dynamodb_write_units": units["wru"] / messages,
                             "dynamodb_read_units": units["rru"] / messages,
                             "failed_conditional_writes": units["failed_conditional_writes"] / messages,
-                            "sqs_requests": sqs_requests / messages},
+                            "sqs_requests": sqs_requests / messages,
+                            "stored_bytes": h.stored["bytes"] / messages,
+                            "stored_bytes_without_ttl": h.stored["unexpiring_bytes"] / messages,
+                            "access_log_bytes": h.access_log_bytes / messages},
             "requests": {n: dict(v) for n, v in h.meter.calls.items()},
             "mean_ms": {n: h.billed_ms[n] / h.invocations[n] for n in h.invocations},
             "lambda_requests_total": lambda_requests}
@@ -722,9 +786,11 @@ def run(bulk_messages: int = 10_000, latency_ms: int = 100) -> dict:
             plan(harness, True)
             harness.meter.calls.clear(), harness.meter.units.clear(), harness.invocations.clear()
             harness.billed_ms.clear(), harness.log_bytes.clear(), harness.esm_sqs_requests.clear()
-            harness.api_requests = 0
+            harness.api_requests, harness.access_log_bytes = 0, 0
+            before = harness.table_items()
             harness.authorize_once()
             messages = plan(harness, False)
+            harness.stored = harness.storage_since(before, time.time())
             results[name] = price(harness, messages)
     return results
 

@@ -16,6 +16,10 @@ PRICES_USD = {
     # unit per 4 KB read strongly consistently (half a unit eventually consistently).
     "dynamodb_per_million_write_units": 0.625,
     "dynamodb_per_million_read_units": 0.125,
+    # Standard table class, past the 25 GB the free tier keeps; point-in-time recovery bills the
+    # same bytes again while it is on.
+    "dynamodb_storage_per_gb_month": 0.25,
+    "dynamodb_pitr_per_gb_month": 0.20,
     # Lambda's own reads of a table's stream (an event source mapping) are free.
     "cloudwatch_logs_ingest_per_gb": 0.50,
     "cloudwatch_logs_storage_per_gb_month": 0.03,  # compressed; counted as stored uncompressed (an upper bound)
@@ -23,6 +27,10 @@ PRICES_USD = {
 }
 
 ASSUMPTIONS = {
+    # DynamoDB bills storage by each item's size plus 100 bytes of overhead per item.
+    "dynamodb_item_overhead_bytes": 100,
+    # CloudWatch Logs bills each log event's bytes plus 26 bytes of metadata.
+    "log_event_overhead_bytes": 26,
     # The authorizer's answer is cached per key for ReauthorizeEvery (300 s): a client sending
     # one request a second calls it once per 300 requests.
     "authorizer_calls_per_api_request": 1 / 300,

@@ -16,6 +16,7 @@ from conftest import table_hook
 from test_costs_and_estimates import get, post, run_sender  # noqa: F401 (fixtures)
 from tuma.domain import reports
 from tuma.domain.reports import parse_report
+from tuma.store import progress
 from tuma.store.reports import DynamoReportStore, expire_due
 from tuma.store.table import SHARDS, message_pk, recipient_key
 
@@ -162,3 +163,31 @@ def test_a_job_no_provider_took_closes_its_claim_and_its_retry_sends_it(post, ge
 
     assert sender.handler(sqs_event(bodies), context) == {"batchItemFailures": []}
     assert get(f"/v1/batches/{batch_id}")["counts"] == {"sent": 3}
+
+
+def test_every_counter_item_expires_with_its_batch(post, get, run_sender, aws):
+    """The counters are kept as long as the batch's messages, not forever: every write that can
+    create a PROGRESS item (the sender's close, a report's or the expirer's move, a cancellation's
+    note) gives it the table's TTL, found by bench/costs.py's storage scan."""
+    n = 2 * SHARDS
+    batch_id = bulk(post, n)
+    run_sender()
+    now = datetime.now(timezone.utc)
+    for i in range(1, n + 1, 2):  # half delivered, in every shard; the other half expire
+        provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, i))["Item"]["provider_message_id"]
+        report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+        assert reports.receive(report, DynamoReportStore(), now) == "applied"
+    expire_due(now + timedelta(hours=49), lambda: 60.0, timedelta(hours=48))
+    assert get(f"/v1/batches/{batch_id}")["counts"] == {"delivered": n // 2, "expired": n // 2}
+    cancelled_batch = bulk(post, 1)
+    progress.note_cancellation("tenant-a", cancelled_batch)
+
+    for batch in (batch_id, cancelled_batch):
+        request_expires = aws.table.get_item(Key={"pk": message_pk("tenant-a", batch), "sk": "REQ"})["Item"]["expires_at"]
+        counters = [aws.table.get_item(Key=progress.key("tenant-a", batch, shard))["Item"]
+                    for shard in range(SHARDS) if "Item" in aws.table.get_item(Key=progress.key("tenant-a", batch, shard))]
+        assert counters, batch
+        for item in counters:
+            assert "expires_at" in item, item
+            # No earlier than the request item (the batch GET needs both), and not long after it.
+            assert request_expires <= item["expires_at"] <= request_expires + 3600, (item, request_expires)

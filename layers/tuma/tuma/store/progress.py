@@ -3,7 +3,9 @@
   T#<tenant>#M#<batch id>#<shard> / PROGRESS   n_<status>: the batch's messages the sender has
                                        recorded, by their current status; spent: KES of those
                                        priced; segments: segments of those recorded (the estimate
-                                       of the rest is the request's sendable segments minus these)
+                                       of the rest is the request's sendable segments minus these);
+                                       expires_at: the table's TTL, set by whichever write creates
+                                       the item (kept as long as the batch's messages)
 
 The counters are split over the message items' SHARDS partition keys (tuma.store.table): a
 report moves the counter in its message's shard, so a batch's reports spread over SHARDS keys
@@ -24,16 +26,25 @@ and closing its claim while reports move those messages (docs/performance.md).""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from botocore.exceptions import ClientError
 
 from tuma.domain import ids
 from tuma.store.table import (
-    REQUEST_SK, is_conditional_failure, message_pk, position, recipient_key, recipient_pk, recipient_pks, table)
+    REQUEST_SK, expires_at, is_conditional_failure, message_pk, position, recipient_key, recipient_pk, recipient_pks,
+    table)
 
 PROGRESS_SK = "PROGRESS"
 _SHOWN = "n_"  # counter attributes: n_<status>
+# Every write that may create a counter item gives it a TTL (an item's first writer sets it): without
+# one, a batch's counters would outlive its messages and stay in the table for good.
+_KEEP = "expires_at = if_not_exists(expires_at, :expires)"
+
+
+def _expires() -> int:
+    return expires_at(datetime.now(timezone.utc))
 
 
 def key(tenant_id: str, request_id: str, index: int) -> dict:
@@ -87,8 +98,8 @@ def _adding(added: dict) -> tuple[str, dict, dict]:
     names = {f"#n{i}": _SHOWN + status for i, status in enumerate(added["statuses"])}
     values = {f":n{i}": n for i, n in enumerate(added["statuses"].values())}
     parts = [f"#n{i} :n{i}" for i in range(len(names))] + ["spent :spent", "#g :segments"]
-    return ("ADD " + ", ".join(parts), {**names, "#g": "segments"},
-            {**values, ":spent": added["spent"], ":segments": added["segments"]})
+    return ("ADD " + ", ".join(parts) + " SET " + _KEEP, {**names, "#g": "segments"},
+            {**values, ":spent": added["spent"], ":segments": added["segments"], ":expires": _expires()})
 
 
 def close_claim(update: dict, tenant_id: str, request_id: str, added: dict | None) -> bool:
@@ -136,17 +147,17 @@ def move(tenant_id: str, request_id: str, index: int, old: str, new: str) -> Non
     """Message `index` of a batch went from `old` to `new` (its conditional status write succeeded)."""
     if not ids.is_batch(request_id) or old == new:
         return
-    table().update_item(Key=key(tenant_id, request_id, index), UpdateExpression="ADD #o :minus, #n :one",
+    table().update_item(Key=key(tenant_id, request_id, index), UpdateExpression="ADD #o :minus, #n :one SET " + _KEEP,
                         ExpressionAttributeNames={"#o": _SHOWN + old, "#n": _SHOWN + new},
-                        ExpressionAttributeValues={":minus": -1, ":one": 1})
+                        ExpressionAttributeValues={":minus": -1, ":one": 1, ":expires": _expires()})
 
 
 def note_cancellation(tenant_id: str, request_id: str) -> None:
     """A message of the batch was cancelled on its own (tuma.store.cancels): such messages are not
     counted here, so the batch's progress is read from its messages from now on (rare)."""
     if ids.is_batch(request_id):
-        table().update_item(Key=key(tenant_id, request_id, 0), UpdateExpression="SET uncounted = :yes",
-                            ExpressionAttributeValues={":yes": True})
+        table().update_item(Key=key(tenant_id, request_id, 0), UpdateExpression="SET uncounted = :yes, " + _KEEP,
+                            ExpressionAttributeValues={":yes": True, ":expires": _expires()})
 
 
 def read(tenant_id: str, request_id: str) -> tuple[dict | None, dict | None]:
