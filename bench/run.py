@@ -12,15 +12,19 @@ Every ratio's baseline is measured in the same run. Figures:
   The SayaSMS simulator's delivery reports are off: the webhook's work is not the sender's.
 - cold_import_ratio: each handler module's import time over `import boto3` alone, in fresh
   interpreters of the Lambda-like runtime (MiniStack's venv: boto3, no dev tools) with the layer
-  as `sam build` made it; CPU time, median of per-pair ratios, to keep scheduling noise out.
+  as `sam build` made it; CPU time, median of 15 per-pair ratios, to keep scheduling noise out
+  (their quartiles in details.cold_import_ratio_quartiles).
 - aws_usd_per_million_sms: the AWS cost of the whole life of a message, per million, in three
   scenarios (single_with_callback, sayasms_bulk_with_reports, sms254_bulk): bench/costs.py runs
   every function a message passes through in process (moto, the simulators) and counts each
-  request; prices in bench/prices.py. Per-service breakdowns in details.costs.
+  request, and what the message leaves stored; prices in bench/prices.py. Per-service breakdowns,
+  and each scenario behind an HTTP API or a Function URL instead of the REST API, in details.costs.
 - batch_get_p95_s_10k: GET /v1/batches/{id} latency while a 10,000-message batch is in flight
   (p50 and p95 over every poll from accept to done), over HTTP to the deployed stack; beside it
   in details.batch_get_s, the floor: the same route for a malformed id (404 before any read),
-  polled in turn, i.e. what the local API Gateway and Lambda path alone take under the same load.
+  polled in turn, i.e. what the local API Gateway and Lambda path alone take under the same load;
+  and each poll's batch GET minus the floor GET after it (added_over_floor): what reading the
+  counters and answering add.
 - sender_speedup_with_reports: as sender_speedup, with the SayaSMS simulator's delivery reports
   on (30,000 webhook calls, at most REPORT_CONCURRENCY in flight, competing for the same two cores, as
   they compete on AWS for the table).
