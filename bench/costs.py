@@ -628,20 +628,21 @@ class Harness:
             if not start:
                 return items
 
-    def storage_since(self, before: dict, now: float) -> dict:
-        """What the counted run left stored: items it added, and what it added to items there
-        before (the batch counters, the circuit), each for the months until its TTL. An item with
-        no TTL stays until someone deletes it: priced a year, and shown apart."""
-        byte_months, stored, unexpiring = 0.0, 0, 0
-        for key, (size, expires) in self.table_items().items():
-            added = size - before.get(key, (0, None))[0]
-            if added <= 0:
-                continue
-            stored += added
-            if expires is None:
-                unexpiring += added
-            byte_months += added * (max(0, expires - now) / (30 * 86400) if expires else 12)
-        return {"bytes": stored, "byte_months": byte_months, "unexpiring_bytes": unexpiring}
+
+def storage_left(before: dict, after: dict, now: float) -> dict:
+    """What a run left stored, from two of Harness.table_items: the items it added, and what it
+    added to items there before (a batch's counters, the circuit), each for the months until its
+    TTL. An item with no TTL stays until someone deletes it: priced a year, and shown apart."""
+    byte_months, stored, unexpiring = 0.0, 0, 0
+    for key, (size, expires) in after.items():
+        added = size - before.get(key, (0, None))[0]
+        if added <= 0:
+            continue
+        stored += added
+        if expires is None:
+            unexpiring += added
+        byte_months += added * (max(0, expires - now) / (30 * 86400) if expires else 12)
+    return {"bytes": stored, "byte_months": byte_months, "unexpiring_bytes": unexpiring}
 
 
 def access_log_line(log_format: str, path: str, answer: dict, latency_ms: int) -> str:
@@ -790,7 +791,7 @@ def run(bulk_messages: int = 10_000, latency_ms: int = 100) -> dict:
             before = harness.table_items()
             harness.authorize_once()
             messages = plan(harness, False)
-            harness.stored = harness.storage_since(before, time.time())
+            harness.stored = storage_left(before, harness.table_items(), time.time())
             results[name] = price(harness, messages)
     return results
 

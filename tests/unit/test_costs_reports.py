@@ -155,3 +155,29 @@ def _record(sk: str, status: str, old_status: str | None = None, callback: bool 
 ])
 def test_only_status_changes_that_make_a_callback_invoke_the_dispatch_function(config, record, passes):
     assert any(costs.matches(p, json.loads(json.dumps(record))) for p in config["_dispatch_filters"]) == passes
+
+
+def test_storage_is_priced_for_what_a_run_added_until_each_items_ttl():
+    """bench/costs.py's storage line: a new item for the months to its TTL, a grown item for its
+    growth only, an item without a TTL for a year and shown apart, a shrunk one for nothing."""
+    now, month = 1_800_000_000, 30 * 86400
+    before = {("a", "grown"): (300, now + 3 * month), ("a", "shrunk"): (500, now + month)}
+    after = {("a", "grown"): (400, now + 3 * month), ("a", "shrunk"): (200, now + month),
+             ("b", "new"): (1000, now + 3 * month), ("b", "forever"): (150, None)}
+    left = costs.storage_left(before, after, now)
+    assert left == {"bytes": 100 + 1000 + 150, "unexpiring_bytes": 150,
+                    "byte_months": pytest.approx(100 * 3 + 1000 * 3 + 150 * 12)}
+
+
+def test_the_access_log_line_is_the_templates_format_filled_in(config):
+    line = costs.access_log_line(config["_access_log_format"], "/v1/messages", {"statusCode": 202, "body": "{}"}, 35)
+    entry = json.loads(line)
+    assert "$context" not in line and line.endswith("\n")
+    assert entry["resource"] == "/v1/messages" and entry["status"] == "202" and entry["latencyMs"] == "35"
+    assert entry["tenant"] == costs.TENANT and entry["responseLength"] == "2"
+
+
+def test_the_bench_reads_the_tables_retention_and_backups_from_the_template(config):
+    assert config["_table_retention_days"] == 90  # template.yaml RetentionDays, its default
+    assert config["_pitr"] is True
+    assert config["_access_log_retention_days"] == 30
