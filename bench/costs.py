@@ -119,7 +119,6 @@ def configuration() -> dict:
     config["_access_log_retention_days"] = int(_resolve(
         doc["Resources"]["ApiAccessLogGroup"]["Properties"]["RetentionInDays"], parameters))
     table_props = doc["Resources"]["Table"]["Properties"]
-    config["_table_retention_days"] = int(parameters["RetentionDays"]["Default"])  # the items' TTL
     config["_pitr"] = bool((table_props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled"))
     return config
 
@@ -407,7 +406,6 @@ class Harness:
         self.access_log_bytes = 0
         self.esm_sqs_requests: Counter = Counter()  # receive + delete around each SQS-triggered invocation
         self.handlers = {}
-        self.stored_before: dict = {}
         self.stored: dict = {}  # {"byte_months": ..., "bytes": ..., "unexpiring_bytes": ...} of the counted run
 
     @contextmanager

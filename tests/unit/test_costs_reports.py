@@ -177,7 +177,6 @@ def test_the_access_log_line_is_the_templates_format_filled_in(config):
     assert entry["tenant"] == costs.TENANT and entry["responseLength"] == "2"
 
 
-def test_the_bench_reads_the_tables_retention_and_backups_from_the_template(config):
-    assert config["_table_retention_days"] == 90  # template.yaml RetentionDays, its default
+def test_the_bench_reads_the_tables_backups_and_the_access_logs_retention_from_the_template(config):
     assert config["_pitr"] is True
     assert config["_access_log_retention_days"] == 30
