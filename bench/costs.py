@@ -119,7 +119,8 @@ def configuration() -> dict:
     config["_access_log_retention_days"] = int(_resolve(
         doc["Resources"]["ApiAccessLogGroup"]["Properties"]["RetentionInDays"], parameters))
     table_props = doc["Resources"]["Table"]["Properties"]
-    config["_pitr"] = bool((table_props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled"))
+    backups = table_props.get("PointInTimeRecoverySpecification") or {}
+    config["_pitr"] = bool(backups.get("PointInTimeRecoveryEnabled"))
     return config
 
 

@@ -183,9 +183,9 @@ def test_every_counter_item_expires_with_its_batch(post, get, run_sender, aws):
     progress.note_cancellation("tenant-a", cancelled_batch)
 
     for batch in (batch_id, cancelled_batch):
-        request_expires = aws.table.get_item(Key={"pk": message_pk("tenant-a", batch), "sk": "REQ"})["Item"]["expires_at"]
-        counters = [aws.table.get_item(Key=progress.key("tenant-a", batch, shard))["Item"]
-                    for shard in range(SHARDS) if "Item" in aws.table.get_item(Key=progress.key("tenant-a", batch, shard))]
+        request_expires = aws.item(message_pk("tenant-a", batch), "REQ")["expires_at"]
+        found = [aws.table.get_item(Key=progress.key("tenant-a", batch, shard)) for shard in range(SHARDS)]
+        counters = [answer["Item"] for answer in found if "Item" in answer]
         assert counters, batch
         for item in counters:
             assert "expires_at" in item, item

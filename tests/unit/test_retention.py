@@ -50,7 +50,7 @@ def test_every_item_a_messages_life_writes_expires(post, delete, get, release, s
     expire_due(now + timedelta(days=3), lambda: 60.0, timedelta(hours=48))  # the rest expire
     assert get(bulk["batch_id"])[1]["counts"]["expired"] > 0
 
-    items = aws.table.scan()["Items"]
+    items = aws.items()
     assert len(items) > 30
     without = [(i["pk"], i["sk"]) for i in items if "expires_at" not in i and not kept_for_good(i)]
     assert without == []

@@ -19,8 +19,8 @@ from tuma.domain.ids import recipient_id
 from tuma.domain.status import CANCELLED
 from tuma.store import progress
 from tuma.store.table import (
-    REQUEST_SK, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once, query_all,
-    recipient_key, table)
+    REQUEST_SK, TTL_IF_ABSENT, batch_write, is_conditional_failure, item_at_failure, job_sk, message_pk, put_once,
+    query_all, recipient_key, table)
 
 JOB_CANCELLED = "cancelled"  # a job item's state, beside tuma.store.sending's in_flight | retry | done
 JOB_RETRY = "retry"
@@ -35,8 +35,7 @@ def cancel_job(tenant_id: str, request_id: str, start: int, at: str, expires: in
     try:
         old = table().update_item(
             Key=_job_key(tenant_id, request_id, start),
-            UpdateExpression=("SET #state = :cancelled, cancelled_at = :at, "
-                              "expires_at = if_not_exists(expires_at, :expires)"),
+            UpdateExpression="SET #state = :cancelled, cancelled_at = :at, " + TTL_IF_ABSENT,
             ConditionExpression="attribute_not_exists(#state) OR #state = :retry",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={":cancelled": JOB_CANCELLED, ":at": at, ":expires": expires,
@@ -54,7 +53,7 @@ def cancel_in_job(tenant_id: str, request_id: str, start: int, index: int, expir
     try:
         table().update_item(
             Key=_job_key(tenant_id, request_id, start),
-            UpdateExpression="ADD cancelled :index SET expires_at = if_not_exists(expires_at, :expires)",
+            UpdateExpression="ADD cancelled :index SET " + TTL_IF_ABSENT,
             ConditionExpression=("(attribute_not_exists(#state) OR (#state = :retry AND contains(pending, :position))) "
                                  "AND NOT contains(cancelled, :position)"),
             ExpressionAttributeNames={"#state": "state"},

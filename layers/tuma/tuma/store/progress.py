@@ -33,17 +33,16 @@ from botocore.exceptions import ClientError
 
 from tuma.domain import ids
 from tuma.store.table import (
-    REQUEST_SK, expires_at, is_conditional_failure, message_pk, position, recipient_key, recipient_pk, recipient_pks,
-    table)
+    REQUEST_SK, TTL_IF_ABSENT, expires_at, is_conditional_failure, message_pk, position, recipient_key, recipient_pk,
+    recipient_pks, table)
 
 PROGRESS_SK = "PROGRESS"
 _SHOWN = "n_"  # counter attributes: n_<status>
-# Every write that may create a counter item gives it a TTL (an item's first writer sets it): without
-# one, a batch's counters would outlive its messages and stay in the table for good.
-_KEEP = "expires_at = if_not_exists(expires_at, :expires)"
 
 
 def _expires() -> int:
+    """Every write that may create a counter item gives it a TTL (TTL_IF_ABSENT): without one, a
+    batch's counters would outlive its messages and stay in the table for good."""
     return expires_at(datetime.now(timezone.utc))
 
 
@@ -98,7 +97,7 @@ def _adding(added: dict) -> tuple[str, dict, dict]:
     names = {f"#n{i}": _SHOWN + status for i, status in enumerate(added["statuses"])}
     values = {f":n{i}": n for i, n in enumerate(added["statuses"].values())}
     parts = [f"#n{i} :n{i}" for i in range(len(names))] + ["spent :spent", "#g :segments"]
-    return ("ADD " + ", ".join(parts) + " SET " + _KEEP, {**names, "#g": "segments"},
+    return ("ADD " + ", ".join(parts) + " SET " + TTL_IF_ABSENT, {**names, "#g": "segments"},
             {**values, ":spent": added["spent"], ":segments": added["segments"], ":expires": _expires()})
 
 
@@ -147,7 +146,8 @@ def move(tenant_id: str, request_id: str, index: int, old: str, new: str) -> Non
     """Message `index` of a batch went from `old` to `new` (its conditional status write succeeded)."""
     if not ids.is_batch(request_id) or old == new:
         return
-    table().update_item(Key=key(tenant_id, request_id, index), UpdateExpression="ADD #o :minus, #n :one SET " + _KEEP,
+    table().update_item(Key=key(tenant_id, request_id, index),
+                        UpdateExpression="ADD #o :minus, #n :one SET " + TTL_IF_ABSENT,
                         ExpressionAttributeNames={"#o": _SHOWN + old, "#n": _SHOWN + new},
                         ExpressionAttributeValues={":minus": -1, ":one": 1, ":expires": _expires()})
 
@@ -156,7 +156,8 @@ def note_cancellation(tenant_id: str, request_id: str) -> None:
     """A message of the batch was cancelled on its own (tuma.store.cancels): such messages are not
     counted here, so the batch's progress is read from its messages from now on (rare)."""
     if ids.is_batch(request_id):
-        table().update_item(Key=key(tenant_id, request_id, 0), UpdateExpression="SET uncounted = :yes, " + _KEEP,
+        table().update_item(Key=key(tenant_id, request_id, 0),
+                            UpdateExpression="SET uncounted = :yes, " + TTL_IF_ABSENT,
                             ExpressionAttributeValues={":yes": True, ":expires": _expires()})
 
 

@@ -42,8 +42,8 @@ from tuma.domain.reports import MessageRef, Report, ReportRef
 from tuma.domain.status import EXPIRED, SENT, earlier_than
 from tuma.store import progress
 from tuma.store.table import (
-    delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, parse_recipient_pk, position,
-    recipient_key, recipient_sk, sharded_pk, table)
+    TTL_IF_ABSENT, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, parse_recipient_pk,
+    position, recipient_key, recipient_sk, sharded_pk, table)
 
 MAP_SK = "MAP"
 BLOCK_PREFIX = "MAP#"
@@ -129,9 +129,9 @@ class DynamoReportStore:
         if report.report_ref is not None and in_block(report.provider_message_id):
             table().update_item(
                 Key=block_key(report.report_ref, report.provider_message_id),
-                UpdateExpression="ADD parked :m SET kind = :kind, expires_at = if_not_exists(expires_at, :e)",
+                UpdateExpression="ADD parked :m SET kind = :kind, " + TTL_IF_ABSENT,
                 ExpressionAttributeValues={":m": {parked_mark(report.provider_message_id)}, ":kind": BLOCK_KIND,
-                                           ":e": expires})
+                                           ":expires": expires})
 
     def parked(self, provider_message_id: str) -> list[Report]:
         items = table().query(

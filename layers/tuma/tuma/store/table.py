@@ -133,6 +133,11 @@ def expires_at(moment: datetime) -> int:
     return int((moment + timedelta(days=RETENTION_DAYS)).timestamp())
 
 
+# An update's SET clause for an item it may create: the item's first writer sets its TTL (value
+# :expires), and later writes leave it.
+TTL_IF_ABSENT = "expires_at = if_not_exists(expires_at, :expires)"
+
+
 def is_conditional_failure(problem: ClientError) -> bool:
     return problem.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
