@@ -40,13 +40,13 @@ def test_every_item_a_messages_life_writes_expires(post, delete, get, release, s
     assert sender([m["Body"] for m in aws.receive(aws.queue_url)]) == {"batchItemFailures": []}
 
     now = datetime.now(timezone.utc)
-    for index in (1, 2):                                          # final reports, one of them early (parked)
+    for index in (1, 2):                                          # two final reports applied
         found = aws.table.get_item(Key=recipient_key("tenant-a", bulk["batch_id"], index))["Item"]
         event = parse_report({"event": "message.delivered", "message_id": found["provider_message_id"]},
                              "2026-12-03T00:00:00.000Z")
         assert reports.receive(event, DynamoReportStore(), now) == "applied"
     early = parse_report({"event": "message.failed", "message_id": "msg_NOT_LINKED_YET"}, "2026-12-03T00:00:00.000Z")
-    reports.receive(early, DynamoReportStore(), now)
+    assert reports.receive(early, DynamoReportStore(), now) == "parked"  # one before its link
     expire_due(now + timedelta(days=3), lambda: 60.0, timedelta(hours=48))  # the rest expire
     assert get(bulk["batch_id"])[1]["counts"]["expired"] > 0
 
