@@ -66,7 +66,9 @@ def list_suppressions():
 def _limit(raw: str | None) -> int:
     if raw is None:
         return PAGE_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+    # ASCII digits, a few: str.isdigit() also takes "²", which int() refuses, and int() refuses
+    # over 4,300 digits; either was a 500.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= PAGE_MAX:
         raise ValidationFailed("invalid_request", f"`limit` must be a whole number from 1 to {PAGE_MAX}.",
                                [{"field": "limit", "reason": f"must be 1 to {PAGE_MAX}"}])
     return int(raw)

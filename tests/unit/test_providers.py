@@ -423,3 +423,12 @@ def test_a_fault_for_one_call_leaves_the_next_untouched(provider):
         pass
     assert [o.status for o in adapter.send("TUMA", msgs(NUMBERS))] == ["sent", "sent"]
     assert [r.get("fault") for r in sim.requests()] == ["status:503", None]
+
+
+def test_sayasms_ids_not_numbered_in_ascii_digits_fall_back_to_the_order_of_the_list():
+    """An id ending in "_\u00b2" (str.isdigit() takes it, int() does not) made the whole call unknown."""
+    from tuma.providers.sayasms import _by_position
+
+    answers = [{"message_id": "msg_A_\u00b2", "number": "+254712345678"},
+               {"message_id": "msg_A_1", "number": "+254722111222"}]
+    assert _by_position(answers, 2) == answers

@@ -3,6 +3,7 @@ in a send, a bulk send and a producer's job, before any provider call."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -81,6 +82,15 @@ def test_the_list_is_paged_with_an_opaque_cursor_and_holds_only_the_tenants_numb
     assert call("GET", "/v1/suppressions", query={"cursor": "garbage!"})[0] == 400
     assert call("GET", "/v1/suppressions", query={"limit": "0"})[0] == 400
     assert call("GET", "/v1/suppressions", query={"limit": "1001"})[0] == 400
+
+
+@pytest.mark.parametrize("query", [{"limit": "\u00b2"}, {"limit": "\u0661"}, {"limit": "1" * 5000},
+                                   {"cursor": base64.urlsafe_b64encode("+\u00b2".encode()).decode()}])
+def test_a_limit_or_cursor_of_digits_int_refuses_is_a_400_not_a_500(call, query):
+    """Found by tests/unit/test_fuzz_doors.py: str.isdigit() takes "\u00b2" and Arabic-Indic digits,
+    and int() refuses those and any string of over 4,300 digits."""
+    status, body = call("GET", "/v1/suppressions", query=query)
+    assert status == 400 and body["error"]["code"] == "invalid_request", body
 
 
 def test_a_suppressed_number_in_a_send_is_rejected_and_never_queued(call, post, aws):

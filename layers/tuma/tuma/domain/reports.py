@@ -136,7 +136,7 @@ def parse_report(payload: object, received_at: str, report_ref: object = None) -
     if not isinstance(payload, dict):
         raise MalformedReport("the body must be a JSON object")
     event = payload.get("event")
-    if event not in EVENTS:
+    if not isinstance(event, str) or event not in EVENTS:  # a list or an object is unhashable: a TypeError
         raise MalformedReport(f"`event` must be one of {', '.join(EVENTS)}")
     message_id = payload.get("message_id")
     if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > _MAX_ID:

@@ -115,7 +115,9 @@ def _by_position(answers: object, count: int) -> list[dict | None]:
 def _place(message_id: object) -> int | None:
     """n of a recipient id `msg_<ULID>_<n>`."""
     head, _, tail = str(message_id or "").rpartition("_")
-    return int(tail) if head and tail.isdigit() and not tail.startswith("0") else None
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and few of them.
+    digits = head and tail.isascii() and tail.isdigit() and len(tail) <= 6 and not tail.startswith("0")
+    return int(tail) if digits else None
 
 
 def _outcome(answer: dict | None) -> RecipientOutcome:

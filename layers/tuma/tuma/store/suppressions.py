@@ -72,7 +72,7 @@ def _decode(cursor: str) -> str:
         number = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         raise ValueError("not a cursor") from None
-    if not number.startswith("+") or not number[1:].isdigit():
+    if not number.startswith("+") or not (number[1:].isascii() and number[1:].isdigit()):
         raise ValueError("not a cursor")
     return number
 

@@ -119,7 +119,7 @@ def parse_recipient_pk(pk: str) -> tuple[str, str] | None:
     """(tenant, request id) of a message item's partition key `T#<tenant>#M#<request id>#<shard>`
     (recipient_pk), or None when `pk` is not one."""
     request_pk, separator, shard = pk.rpartition("#")
-    if not separator or not shard.isdigit() or int(shard) >= SHARDS:
+    if not separator or not (shard.isascii() and shard.isdigit()) or int(shard) >= SHARDS:
         return None
     return parse_message_pk(request_pk)
 
