@@ -3,7 +3,9 @@
 Each body is a valid one with one value swapped for something hostile (a wrong type, a lone
 surrogate, a control character, a huge number, a deep nest), or any JSON at all; path and query
 parameters are any text. A 2xx is allowed (a hostile value may be a fine one); a 5xx is a bug.
-The examples are bounded and derandomized, so a run is the same on every machine."""
+The examples are bounded and derandomized, so a run is the same on every machine. Beside
+tests/e2e/test_fuzz.py (schemathesis, requests the spec describes): this one sends what the spec
+forbids, and reaches the webhook, which the spec does not describe (docs/architecture.md)."""
 
 from __future__ import annotations
 
