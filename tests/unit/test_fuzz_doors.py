@@ -185,3 +185,39 @@ def _context():
     from test_delivery_reports_handlers import Context
 
     return Context()
+
+
+# --- the queue: producers put jobs on it ------------------------------------------------------------
+
+def test_a_job_on_the_queue_parses_or_is_malformed_never_anything_else():
+    """A job that raised anything but MalformedJob would be retried until the queue gives up on
+    it, with no reason a producer can read; a malformed one goes to the DLQ at once, its reason
+    with it (functions/sender/app.py)."""
+    from test_jobs import JOB, PRODUCER_JOB
+    from tuma.domain.jobs import MalformedJob, parse_job
+
+    @settings(SETTINGS, max_examples=400)
+    @given(st.one_of(mutated(JOB), mutated(PRODUCER_JOB)))
+    def parse(document):
+        try:
+            parse_job(_raw(document), "059f36b4-87a3-44ab-83d2-661975830a7d")
+        except MalformedJob:
+            pass
+
+    parse()
+
+
+def test_the_sender_settles_every_job_a_producer_may_send(functions, context, aws, simsaya, sim254):
+    """Each job is sent, or dead-lettered as malformed: the sender never fails the batch for it
+    (a failure is a retry, and a job that fails every time only reaches the DLQ much later)."""
+    from conftest import sqs_event
+    from test_jobs import PRODUCER_JOB
+
+    handler = functions("sender").handler
+
+    @settings(SETTINGS, max_examples=60)
+    @given(mutated(PRODUCER_JOB))
+    def send(document):
+        assert handler(sqs_event([_raw(document)]), context) == {"batchItemFailures": []}
+
+    send()
