@@ -221,3 +221,21 @@ def test_the_sender_settles_every_job_a_producer_may_send(functions, context, aw
         assert handler(sqs_event([_raw(document)]), context) == {"batchItemFailures": []}
 
     send()
+
+
+# --- the authorizer: every request's first door ---------------------------------------------------
+
+def test_the_authorizer_allows_or_denies_whatever_the_header(functions, context, aws):
+    """An authorizer that raises is a 500 for the caller (API Gateway's, not ours): every header
+    value is answered with a policy."""
+    handler = functions("authorizer").handler
+    method_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/test/POST/v1/messages"
+
+    @SETTINGS
+    @given(st.one_of(st.text(max_size=200), HOSTILE_TEXT,
+                     st.one_of(st.text(max_size=60), HOSTILE_TEXT).map(lambda key: f"Bearer {key}")))
+    def authorize(header):
+        policy = handler({"type": "TOKEN", "authorizationToken": header, "methodArn": method_arn}, context)
+        assert policy["policyDocument"]["Statement"][0]["Effect"] in ("Allow", "Deny")
+
+    authorize()

@@ -54,6 +54,10 @@ def create_api_key(tenant_id: str, label: str = "", key_table=None, *, sender_id
 
 def key_record(api_key: str) -> KeyRecord | None:
     """The key's record; None for an unknown or disabled key."""
+    if not api_key.isascii():
+        # Every key is KEY_PREFIX + token_urlsafe: not one, and hashing a lone surrogate (a header
+        # or JSON escape can carry one) raised UnicodeEncodeError, a 500 from the authorizer.
+        return None
     item = table().get_item(Key=_key_item_key(api_key)).get("Item")
     if not item or item.get("disabled"):
         return None
