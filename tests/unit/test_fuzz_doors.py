@@ -239,3 +239,16 @@ def test_the_authorizer_allows_or_denies_whatever_the_header(functions, context,
         assert policy["policyDocument"]["Statement"][0]["Effect"] in ("Allow", "Deny")
 
     authorize()
+
+
+@pytest.mark.parametrize("path, function, valid", [("/v1/messages", "send", SEND), ("/v1/messages/bulk", "bulk", BULK)])
+def test_the_sending_routes_never_answer_5xx_whatever_their_headers(functions, context, aws, path, function, valid):
+    handler = functions(function).handler
+    names = st.sampled_from(["Idempotency-Key", "idempotency-key", "Content-Type", "X-Tuma-Debug"])
+
+    @SETTINGS
+    @given(st.dictionaries(names, st.one_of(st.text(max_size=300), HOSTILE_TEXT), max_size=3))
+    def accept(headers):
+        assert_answered(handler(api_event("POST", path, body=_raw(valid), headers=headers), context))
+
+    accept()
