@@ -191,3 +191,40 @@ def test_every_counter_item_expires_with_its_batch(post, get, run_sender, aws):
             assert "expires_at" in item, item
             # No earlier than the request item (the batch GET needs both), and not long after it.
             assert request_expires <= item["expires_at"] <= request_expires + 3600, (item, request_expires)
+
+
+def test_a_takeover_after_a_sender_died_before_closing_counts_reports_that_came_between_once(post, get, aws,
+                                                                                          simsaya):
+    """The sender records a batch job's messages and dies before closing its claim (where its
+    counts are added). A delivery report moves one message meanwhile (-sent, +delivered). The
+    takeover finds every message recorded and counts each as the dead sender recorded it (`sent`),
+    not as it is now: the report's move is already counted."""
+    from conftest import Clock
+    from test_promise_sender import GRACE, T0, Killed, one_provider, saya
+    from tuma.domain.jobs import parse_job
+    from tuma.domain.sending import send_job
+    from tuma.store.linking import ReportingMessageStore
+
+    n = 4
+    batch_id = bulk(post, n)
+    [body] = [m["Body"] for m in aws.receive(aws.queue_url)]
+    job, clock = parse_job(body, "sqs-1"), Clock(T0)
+    dying = ReportingMessageStore(timedelta(hours=48))
+
+    def die(*_):
+        raise Killed
+
+    dying.finish = die
+    with pytest.raises(Killed):
+        send_job(job, dying, one_provider(saya(simsaya.url), clock), clock, GRACE)
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 2))["Item"]["provider_message_id"]
+    report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+    assert reports.receive(report, DynamoReportStore(), clock()) == "applied"
+    clock.advance(seconds=GRACE.total_seconds() + 1)
+
+    send_job(job, ReportingMessageStore(timedelta(hours=48)), one_provider(saya(simsaya.url), clock), clock, GRACE)
+
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": n - 1, "delivered": 1}
+    assert view == view_from_every_message(get, aws, batch_id)
+    assert len(simsaya.messages()) == n  # the takeover sent nothing again

@@ -20,9 +20,11 @@ Exact under retries and redelivery:
 - A delivery report or the expirer moves one message from its old status to its new one only
   after its conditional status write succeeded; a repeated report fails that write, so is not
   counted twice.
+- A sender that dies between recording and closing its claim counted nothing; its takeover
+  counts each message it finds recorded as the dead sender recorded it, so a report that moved
+  the message in between (and counted its move) is not counted a second time.
 What it does not survive: an invocation that dies between the status write and the counter
-write (the change is on the message, not counted), and a sender that dies between recording
-and closing its claim while reports move those messages (docs/performance.md)."""
+write (the change is on the message, not counted; docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from decimal import Decimal
 from botocore.exceptions import ClientError
 
 from tuma.domain import ids
+from tuma.domain.status import SENDING
 from tuma.store.table import (
     REQUEST_SK, TTL_IF_ABSENT, expires_at, is_conditional_failure, message_pk, position, recipient_key, recipient_pk,
     recipient_pks, table)
@@ -60,7 +63,7 @@ def counts(item: dict | None) -> dict[str, int]:
 def tally(job, outcomes, orphans_put: dict[int, bool]) -> dict | None:
     """What a job's recorded outcomes add to its batch's counters (None: not a batch). An orphan
     whose item was already there (a dead invocation wrote it, and never counted it) counts as
-    the item now says."""
+    that invocation recorded it: a report or expiry that moved it since has counted its move."""
     if not ids.is_batch(job.request_id):
         return None
     # Only the sender tallies (and has both loaded already): the webhook and the expirer, which
@@ -74,11 +77,19 @@ def tally(job, outcomes, orphans_put: dict[int, bool]) -> dict | None:
     stored = _stored(job, kept) if kept else {}
     for recipient, outcome in outcomes:
         item = stored.get(recipient.index) or {"status": outcome.status, "cost": outcome.cost}
-        statuses[item["status"]] = statuses.get(item["status"], 0) + 1
+        status = _as_recorded(item)
+        statuses[status] = statuses.get(status, 0) + 1
         spent += amount(item.get("cost")) or 0
         segments += measure(recipient.body).segments if recipient.body else 0
     return {"statuses": statuses, "spent": spent, "segments": segments,
             "index": outcomes[0][0].index if outcomes else 0}  # the counters' shard: the job's first message's
+
+
+def _as_recorded(item: dict) -> str:
+    """The status the sender recorded: the first of the item's history after `sending` (the
+    reports and the expiry append theirs after it)."""
+    recorded = next((entry["status"] for entry in item.get("history") or [] if entry.get("status") != SENDING), None)
+    return recorded or item["status"]
 
 
 def _stored(job, recipients) -> dict[int, dict]:
@@ -87,7 +98,7 @@ def _stored(job, recipients) -> dict[int, dict]:
         answer = table().meta.client.batch_get_item(RequestItems={table().name: {
             "Keys": [recipient_key(job.tenant_id, job.request_id, r.index) for r in recipients[i:i + 100]],
             "ConsistentRead": True,
-            "ProjectionExpression": "sk, #s, cost", "ExpressionAttributeNames": {"#s": "status"}}})
+            "ProjectionExpression": "sk, #s, cost, history", "ExpressionAttributeNames": {"#s": "status"}}})
         for item in answer["Responses"].get(table().name, []):
             found[position(item)] = item
     return found
