@@ -326,19 +326,10 @@ def _moto_fit_for_concurrent_transactions() -> None:
     models.copy = _Copy
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
-    # moto's DynamoDB is not safe across threads: a transaction's copy of a table iterating while
-    # another job's write (the sender runs a batch's jobs at once) changes it raises "dictionary
-    # changed size during iteration". One request at a time, as DynamoDB's own isolation promises.
-    from moto.dynamodb.responses import DynamoHandler
+    # moto's DynamoDB is not safe across threads (the sender runs a batch's jobs at once).
+    from local import moto_threads
 
-    one_at_a_time = threading.Lock()
-    call_action = DynamoHandler.call_action
-
-    def serialised(self):
-        with one_at_a_time:
-            return call_action(self)
-
-    DynamoHandler.call_action = serialised
+    moto_threads.install()
 
 
 def _clear_caches() -> None:
@@ -348,7 +339,7 @@ def _clear_caches() -> None:
     from tuma.domain import jobs
     from tuma.store import callbacks, queue, table, tenants
 
-    table.table.cache_clear()
+    table.forget_clients()
     queue._sqs.cache_clear()
     callbacks._sqs.cache_clear()
     jobs.schema.cache_clear()

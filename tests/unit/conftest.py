@@ -67,7 +67,7 @@ def _clear_caches() -> None:
     from tuma.domain import jobs
     from tuma.store import queue, table
 
-    table.table.cache_clear()
+    table.forget_clients()
     queue._sqs.cache_clear()
     jobs.schema.cache_clear()
     parameters.clear_caches()
@@ -166,9 +166,10 @@ def aws(monkeypatch: pytest.MonkeyPatch, _one_kms_key_per_spec: None) -> Iterato
     """moto with the table, the send queue and its DLQ, and the providers' SSM SecureStrings."""
     # Keep boto3's default session between tests: its service models stay loaded (moto would
     # otherwise drop it, and every test would pay ~30 ms per client to load them again).
-    from local import moto_partiql
+    from local import moto_partiql, moto_threads
 
     moto_partiql.install()  # the sender's batched INSERTs, as DynamoDB and MiniStack answer them
+    moto_threads.install()  # each request atomic, as DynamoDB's are (the expirer's threads share counters)
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb)
@@ -391,13 +392,16 @@ class Clock:
 
 @contextmanager
 def table_hook(event: str, handler: Callable) -> Iterator[None]:
-    """`handler` on the table client's botocore `event` (e.g. "before-call.dynamodb") inside the
-    block only: the client outlives the test (the default session is kept)."""
+    """`handler` on the table clients' botocore `event` (e.g. "before-call.dynamodb") inside the
+    block only: the clients outlive the test (the default session is kept). Both clients: the
+    usual one and the one that never retries (tuma.store.table.single_attempt_table)."""
     from tuma.store import table as table_module
 
-    events = table_module.table().meta.client.meta.events
-    events.register(event, handler)
+    clients = [table_module.table().meta.client, table_module.single_attempt_table().meta.client]
+    for client in clients:
+        client.meta.events.register(event, handler)
     try:
         yield
     finally:
-        events.unregister(event, handler)
+        for client in clients:
+            client.meta.events.unregister(event, handler)

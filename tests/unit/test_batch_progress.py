@@ -228,3 +228,177 @@ def test_a_takeover_after_a_sender_died_before_closing_counts_reports_that_came_
     assert view["counts"] == {"sent": n - 1, "delivered": 1}
     assert view == view_from_every_message(get, aws, batch_id)
     assert len(simsaya.messages()) == n  # the takeover sent nothing again
+
+
+def test_a_counter_move_whose_answer_was_lost_never_leaves_the_counts_wrong(post, get, run_sender, aws,
+                                                                           monkeypatch):
+    """DynamoDB applies a report's counter move and its answer is lost (a 500): a client that
+    retries it moves the counts twice. Tuma's move is one attempt; when its outcome is unknown, the
+    batch is answered from its messages from then on (exact, and the rare case pays the read)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.models import DynamoDBBackend
+
+    class InternalServerError(JsonRESTError):
+        code = 500
+
+        def __init__(self):
+            super().__init__("InternalServerError", "Internal server error")
+
+    batch_id = bulk(post, 3)
+    run_sender()
+    real_update = DynamoDBBackend.update_item
+    lost = []
+
+    def applied_then_lost(self, table_name, key, *args, **kwargs):
+        answer = real_update(self, table_name, key, *args, **kwargs)
+        if key["sk"] == {"S": "PROGRESS"} and not lost:
+            lost.append(key)
+            raise InternalServerError()
+        return answer
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", applied_then_lost)
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
+    report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+    assert reports.receive(report, DynamoReportStore(), datetime.now(timezone.utc)) == "applied"
+
+    assert lost
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 2, "delivered": 1}
+    assert view == view_from_every_message(get, aws, batch_id)
+
+
+def test_a_throttled_counter_move_is_tried_again_and_counted_once(post, get, run_sender, aws, monkeypatch):
+    """A throttled write was not applied: that one is worth another try, and the counts stay in use."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.models import DynamoDBBackend
+
+    class ProvisionedThroughputExceeded(JsonRESTError):
+        def __init__(self):
+            super().__init__("ProvisionedThroughputExceededException", "The level of configured throughput was exceeded")
+
+    batch_id = bulk(post, 3)
+    run_sender()
+    real_update = DynamoDBBackend.update_item
+    refused = []
+
+    def throttled_twice(self, table_name, key, *args, **kwargs):
+        if key["sk"] == {"S": "PROGRESS"} and len(refused) < 2:
+            refused.append(key)
+            raise ProvisionedThroughputExceeded()
+        return real_update(self, table_name, key, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", throttled_twice)
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
+    report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+    assert reports.receive(report, DynamoReportStore(), datetime.now(timezone.utc)) == "applied"
+
+    assert len(refused) == 2
+    _, counters = progress.read("tenant-a", batch_id)
+    assert not counters.get("uncounted") and progress.counts(counters) == {"sent": 2, "delivered": 1}
+
+
+def test_the_senders_counts_ride_a_transaction_whose_retries_keep_one_token(post, get, aws, functions, context,
+                                                                            simsaya, sim254, monkeypatch):
+    """The sender's close (claim and counts, one transaction) whose answer was lost is sent again by
+    botocore with the same ClientRequestToken, which DynamoDB applies once (within 10 minutes).
+    moto ignores the token, so what this checks is the premise: one token for every attempt."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from conftest import sqs_event
+
+    class InternalServerError(JsonRESTError):
+        code = 500
+
+        def __init__(self):
+            super().__init__("InternalServerError", "Internal server error")
+
+    batch_id = bulk(post, 3)
+    bodies = [m["Body"] for m in aws.receive(aws.queue_url)]
+    real_transact, attempts, tokens = DynamoDBBackend.transact_write_items, [], []
+
+    def lost_first_answer(self, items):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise InternalServerError()  # refused here; on AWS it may have been applied: the token decides
+        return real_transact(self, items)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", lost_first_answer)
+    with table_hook("before-send.dynamodb.TransactWriteItems",
+                    lambda request, **_: tokens.append(json.loads(request.body)["ClientRequestToken"])):
+        assert functions("sender").handler(sqs_event(bodies), context) == {"batchItemFailures": []}
+
+    assert len(tokens) == 2 and tokens[0] == tokens[1]
+    assert get(f"/v1/batches/{batch_id}")["counts"] == {"sent": 3}
+
+
+def _status_write_answer_lost_once(monkeypatch, status: str) -> list:
+    """moto applies the first UpdateItem that sets a message's status to `status`, then answers
+    500: botocore sends it again, and the retry's condition fails on the write already done."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.models import DynamoDBBackend
+
+    class InternalServerError(JsonRESTError):
+        code = 500
+
+        def __init__(self):
+            super().__init__("InternalServerError", "Internal server error")
+
+    real_update, lost = DynamoDBBackend.update_item, []
+
+    def applied_then_lost(self, table_name, key, *args, **kwargs):
+        answer = real_update(self, table_name, key, *args, **kwargs)
+        values = kwargs.get("expression_attribute_values") or {}
+        if key["sk"]["S"].startswith("R#") and {"S": status} in values.values() and not lost:
+            lost.append(key)
+            raise InternalServerError()
+        return answer
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", applied_then_lost)
+    return lost
+
+
+def test_a_reports_status_write_whose_answer_was_lost_still_leaves_the_counts_exact(post, get, run_sender, aws,
+                                                                                   monkeypatch):
+    """botocore's retry of the applied status write fails its condition: without care it reads as a
+    duplicate report and the move is never counted (sent 3, delivered 0 for 2 and 1)."""
+    batch_id = bulk(post, 3)
+    run_sender()
+    lost = _status_write_answer_lost_once(monkeypatch, "delivered")
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
+    report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+
+    assert reports.receive(report, DynamoReportStore(), datetime.now(timezone.utc)) == "applied"
+    assert lost
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 2, "delivered": 1}
+    assert view == view_from_every_message(get, aws, batch_id)
+
+
+def test_an_expirys_status_write_whose_answer_was_lost_still_leaves_the_counts_exact(post, get, run_sender, aws,
+                                                                                    monkeypatch):
+    batch_id = bulk(post, 3)
+    run_sender()
+    lost = _status_write_answer_lost_once(monkeypatch, "expired")
+
+    expire_due(datetime.now(timezone.utc) + timedelta(hours=49), lambda: 60.0, timedelta(hours=48))
+
+    assert lost
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"expired": 3}
+    assert view == view_from_every_message(get, aws, batch_id)
+
+
+def test_the_same_parked_report_applied_by_both_sides_keeps_the_counters_in_use(post, get, run_sender, aws):
+    """The sender and the webhook may both apply one parked report (same entry): the second finds
+    it done on its first attempt, a duplicate, not a lost answer; the batch stays counted."""
+    batch_id = bulk(post, 2)
+    run_sender()
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
+    report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
+    store, ref = DynamoReportStore(), DynamoReportStore().mapping(provider_id)
+    now = datetime.now(timezone.utc)
+
+    assert [store.apply(ref, report, now), store.apply(ref, report, now)] == ["applied", "duplicate"]
+    _, counters = progress.read("tenant-a", batch_id)
+    assert not counters.get("uncounted") and progress.counts(counters) == {"sent": 1, "delivered": 1}

@@ -53,12 +53,12 @@ def aws(monkeypatch):
         boto3.client("ssm").put_parameter(Name="/tuma/test/webhook/sayasms_token", Value=TOKEN, Type="SecureString")
         queue_url = boto3.client("sqs").create_queue(QueueName="callbacks")["QueueUrl"]
         monkeypatch.setenv("CALLBACK_QUEUE_URL", queue_url)
-        table_module.table.cache_clear()
+        table_module.forget_clients()
         tenants._cache.clear()
         from aws_lambda_powertools.utilities import parameters
         parameters.clear_caches()
         yield queue_url
-        table_module.table.cache_clear()
+        table_module.forget_clients()
 
 
 # --- the webhook -----------------------------------------------------------------------------------

@@ -44,10 +44,10 @@ def table(monkeypatch):
     moto_partiql.install()  # the sender's batched INSERTs (else this file passes only after one that installs it)
     with mock_aws():
         create_table(boto3.client("dynamodb"))  # the table as conftest makes it for every unit test
-        table_module.table.cache_clear()
+        table_module.forget_clients()
         tenants._cache.clear()
         yield table_module.table()
-        table_module.table.cache_clear()
+        table_module.forget_clients()
 
 
 def report(event: str, at: str = "2026-03-13T14:30:01.000Z", pid: str = PID, report_ref: str | None = None,

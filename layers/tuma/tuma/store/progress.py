@@ -20,6 +20,10 @@ Exact under retries and redelivery:
 - A delivery report or the expirer moves one message from its old status to its new one only
   after its conditional status write succeeded; a repeated report fails that write, so is not
   counted twice.
+- A move whose answer is lost is not sent again (an ADD twice moves the counts twice): a write
+  DynamoDB certainly refused (throttled) is tried again; one whose outcome is unknown makes the
+  batch `uncounted`, read from its messages from then on. The sender's transaction needs no such
+  care: botocore gives it one ClientRequestToken for all its retries, and DynamoDB applies it once.
 - A sender that dies between recording and closing its claim counted nothing; its takeover
   counts each message it finds recorded as the dead sender recorded it, so a report that moved
   the message in between (and counted its move) is not counted a second time.
@@ -28,19 +32,25 @@ write (the change is on the message, not counted; docs/performance.md)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from tuma.domain import ids
 from tuma.domain.status import SENDING
+from tuma.observability import logger
 from tuma.store.table import (
     REQUEST_SK, TTL_IF_ABSENT, expires_at, is_conditional_failure, message_pk, position, recipient_key, recipient_pk,
-    recipient_pks, table)
+    recipient_pks, single_attempt_table, table)
 
 PROGRESS_SK = "PROGRESS"
 _SHOWN = "n_"  # counter attributes: n_<status>
+MOVE_ATTEMPTS = 4  # of a counter move DynamoDB refused without applying it (throttled)
+# DynamoDB's refusals of a request it did not apply: worth another try (any other 4xx is a bug).
+NOT_APPLIED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+               "LimitExceededException"}
 
 
 def _expires() -> int:
@@ -154,22 +164,58 @@ def _transact(updates: list[dict]) -> None:
 
 
 def move(tenant_id: str, request_id: str, index: int, old: str, new: str) -> None:
-    """Message `index` of a batch went from `old` to `new` (its conditional status write succeeded)."""
+    """Message `index` of a batch went from `old` to `new` (its conditional status write succeeded).
+
+    An ADD is not idempotent: botocore's retry of one whose answer was lost (a 500, a timeout
+    after sending) would move the counts twice. So the move is sent by a client that does not
+    retry, again only where DynamoDB certainly did not apply it; where that is unknown, the batch
+    stops being counted (its GET reads its messages from then on: exact, and only such a batch
+    pays for it)."""
     if not ids.is_batch(request_id) or old == new:
         return
-    table().update_item(Key=key(tenant_id, request_id, index),
-                        UpdateExpression="ADD #o :minus, #n :one SET " + TTL_IF_ABSENT,
-                        ExpressionAttributeNames={"#o": _SHOWN + old, "#n": _SHOWN + new},
-                        ExpressionAttributeValues={":minus": -1, ":one": 1, ":expires": _expires()})
+    update = dict(Key=key(tenant_id, request_id, index), UpdateExpression="ADD #o :minus, #n :one SET " + TTL_IF_ABSENT,
+                  ExpressionAttributeNames={"#o": _SHOWN + old, "#n": _SHOWN + new},
+                  ExpressionAttributeValues={":minus": -1, ":one": 1, ":expires": _expires()})
+    for attempt in range(MOVE_ATTEMPTS):
+        if attempt:
+            time.sleep(0.05 * 2 ** attempt)
+        try:
+            single_attempt_table().update_item(**update)
+            return
+        except ClientError as problem:
+            if problem.response["Error"]["Code"] in NOT_APPLIED:
+                continue
+            stop_counting(tenant_id, request_id, "a counter write was refused")
+            if problem.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
+                raise  # a 4xx of our making: a bug, not DynamoDB's
+            return  # a 5xx: applied or not, nobody can say
+        except (EndpointConnectionError, ConnectTimeoutError):
+            pass  # no connection, so nothing was sent
+        except (BotoCoreError, OSError):
+            break  # sent, and no answer
+    stop_counting(tenant_id, request_id, "a counter write's outcome is unknown")
 
 
 def note_cancellation(tenant_id: str, request_id: str) -> None:
     """A message of the batch was cancelled on its own (tuma.store.cancels): such messages are not
     counted here, so the batch's progress is read from its messages from now on (rare)."""
     if ids.is_batch(request_id):
-        table().update_item(Key=key(tenant_id, request_id, 0),
-                            UpdateExpression="SET uncounted = :yes, " + TTL_IF_ABSENT,
-                            ExpressionAttributeValues={":yes": True, ":expires": _expires()})
+        _mark_uncounted(tenant_id, request_id)
+
+
+def stop_counting(tenant_id: str, request_id: str, why: str) -> None:
+    """The counters cannot follow what just happened to the batch (`why`): its progress is read
+    from its messages from now on (exact, and only this batch pays for it)."""
+    if ids.is_batch(request_id):
+        logger.warning("batch counters given up: the batch is read from its messages from now on",
+                       extra={"request_id": request_id, "reason": why})
+        _mark_uncounted(tenant_id, request_id)
+
+
+def _mark_uncounted(tenant_id: str, request_id: str) -> None:
+    # A SET: botocore may retry it as often as it likes.
+    table().update_item(Key=key(tenant_id, request_id, 0), UpdateExpression="SET uncounted = :yes, " + TTL_IF_ABSENT,
+                        ExpressionAttributeValues={":yes": True, ":expires": _expires()})
 
 
 def read(tenant_id: str, request_id: str) -> tuple[dict | None, dict | None]:

@@ -163,14 +163,29 @@ class DynamoReportStore:
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
-            old = item_at_failure(problem)
+            old, failure = item_at_failure(problem), problem.response
         else:
             progress.move(ref.tenant_id, ref.request_id, ref.index, answer["Attributes"]["status"], report.status)
             return "applied"
         # Nothing written: a report that changes nothing is not worth a write (issue 12).
         if not old:
             return "no_message"
+        if _lost_answer(failure, old, entry):
+            # Our own write, its answer lost: botocore sent it again and the retry found it done.
+            # The status it moved from is not known here (history may hold late notes).
+            progress.stop_counting(ref.tenant_id, ref.request_id, "a report's status write lost its answer")
+            return "applied"
         return "duplicate" if old.get("status") == report.status else "late"
+
+
+def _lost_answer(response: dict, item: dict, entry: dict) -> bool:
+    """Whether a conditional write failed only because an earlier attempt of it succeeded: botocore
+    retried it (its answer was lost) and the item's last history entry is this write's own. Both
+    are needed: the sender and the webhook may apply the same parked report (an equal entry),
+    and a retry alone may have met another writer."""
+    retried = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+    history = item.get("history") or []
+    return retried and bool(history) and history[-1] == entry
 
 
 def mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
@@ -299,6 +314,7 @@ def _still_waiting(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
     at = iso_millis(now)
+    entry = {"status": EXPIRED, "at": at, "reason": reason}
     allowed = earlier_than(EXPIRED)
     try:
         answer = table().update_item(
@@ -306,14 +322,18 @@ def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
             UpdateExpression="SET #s = :expired, updated_at = :at, history = list_append(history, :entry)",
             ConditionExpression="#s IN (" + ", ".join(f":a{i}" for i in range(len(allowed))) + ")",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":expired": EXPIRED, ":at": at,
-                                       ":entry": [{"status": EXPIRED, "at": at, "reason": reason}],
+            ExpressionAttributeValues={":expired": EXPIRED, ":at": at, ":entry": [entry],
                                        **{f":a{i}": s for i, s in enumerate(allowed)}},
-            ReturnValues="UPDATED_OLD")
+            ReturnValues="UPDATED_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
-        return False  # delivered, failed or already expired: nothing to do
+        if not _lost_answer(problem.response, item_at_failure(problem), entry):
+            return False  # delivered, failed or already expired: nothing to do
+        # Our own expiry, its answer lost and the write sent again: from which status is not known.
+        tenant_id, request_id = parse_recipient_pk(pk)
+        progress.stop_counting(tenant_id, request_id, "an expiry's status write lost its answer")
+        return True
     tenant_id, request_id = parse_recipient_pk(pk)
     progress.move(tenant_id, request_id, position({"sk": sk}), answer["Attributes"]["status"], EXPIRED)
     return True

@@ -27,6 +27,7 @@ from functools import cache
 import boto3
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 REQUEST_SK = "REQ"
@@ -45,6 +46,21 @@ _CREATING = threading.Lock()  # boto3's default session is not safe for creating
 def table():
     with _CREATING:
         return boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+
+
+@cache
+def single_attempt_table():
+    """The table through a client that never retries: for a write that must not be applied twice
+    and cannot be made idempotent (an ADD; tuma.store.progress.move), whose caller decides."""
+    with _CREATING:
+        config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+        return boto3.resource("dynamodb", config=config).Table(os.environ["TABLE_NAME"])
+
+
+def forget_clients() -> None:
+    """Drop the cached table clients (tests and the bench, between two moto accounts)."""
+    table.cache_clear()
+    single_attempt_table.cache_clear()
 
 
 def message_pk(tenant_id: str, request_id: str) -> str:
