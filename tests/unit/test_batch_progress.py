@@ -389,9 +389,12 @@ def test_an_expirys_status_write_whose_answer_was_lost_still_leaves_the_counts_e
     assert view == view_from_every_message(get, aws, batch_id)
 
 
-def test_the_same_parked_report_applied_by_both_sides_keeps_the_counters_in_use(post, get, run_sender, aws):
-    """The sender and the webhook may both apply one parked report (same entry): the second finds
-    it done on its first attempt, a duplicate, not a lost answer; the batch stays counted."""
+def test_a_report_applied_twice_is_a_duplicate_and_the_batch_is_then_read_from_its_messages(post, get, run_sender,
+                                                                                           aws):
+    """The same report applied again (the sender and the webhook both applying one parked report,
+    or a sender taking over one that died after applying it and before counting it): a duplicate
+    for the message. Whether the first application was counted cannot be told, so the batch is
+    read from its messages from then on: exact either way."""
     batch_id = bulk(post, 2)
     run_sender()
     provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
@@ -401,4 +404,67 @@ def test_the_same_parked_report_applied_by_both_sides_keeps_the_counters_in_use(
 
     assert [store.apply(ref, report, now), store.apply(ref, report, now)] == ["applied", "duplicate"]
     _, counters = progress.read("tenant-a", batch_id)
-    assert not counters.get("uncounted") and progress.counts(counters) == {"sent": 1, "delivered": 1}
+    assert counters.get("uncounted")
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 1, "delivered": 1} and view == view_from_every_message(get, aws, batch_id)
+
+
+def _dies_at_the_first_move(monkeypatch) -> list:
+    """The invocation dies right after a status write, before its counter move (once)."""
+    from test_promise_sender import Killed
+
+    real_move, died = progress.move, []
+
+    def move(*args):
+        if not died:
+            died.append(args)
+            raise Killed
+        return real_move(*args)
+
+    monkeypatch.setattr(progress, "move", move)
+    return died
+
+
+def test_a_report_delivered_again_after_its_webhook_died_before_counting_leaves_the_counts_exact(
+        post, get, run_sender, aws, monkeypatch):
+    """The webhook writes `delivered` and dies before the move; SayaSMS, with no 200, sends the
+    report again (another delivery, another `at`): it is a duplicate for the message, and the
+    batch's counts cannot say whether the first delivery counted it (before: sent 3, delivered 0)."""
+    from test_promise_sender import Killed
+
+    batch_id = bulk(post, 3)
+    run_sender()
+    died = _dies_at_the_first_move(monkeypatch)
+    provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
+    payload = {"event": "message.delivered", "message_id": provider_id}
+    with pytest.raises(Killed):
+        reports.receive(parse_report(payload, "2026-12-02T00:00:00.000Z"), DynamoReportStore(),
+                        datetime.now(timezone.utc))
+
+    again = parse_report(payload, "2026-12-02T00:00:04.000Z")
+    assert reports.receive(again, DynamoReportStore(), datetime.now(timezone.utc)) == "duplicate"
+    assert died
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"sent": 2, "delivered": 1}
+    assert view == view_from_every_message(get, aws, batch_id)
+
+
+def test_an_expiry_run_that_died_before_counting_is_followed_by_one_that_leaves_the_counts_exact(
+        post, get, run_sender, aws, monkeypatch):
+    """The expirer expires a message and dies before its move (and before deleting the due item):
+    the next run finds that message expired already (before: sent 1, expired 2 for expired 3)."""
+    from test_promise_sender import Killed
+
+    batch_id = bulk(post, 3)
+    run_sender()
+    died = _dies_at_the_first_move(monkeypatch)
+    later = datetime.now(timezone.utc) + timedelta(hours=49)
+    with pytest.raises(Killed):
+        expire_due(later, lambda: 60.0, timedelta(hours=48))
+
+    expire_due(later + timedelta(minutes=5), lambda: 60.0, timedelta(hours=48))
+
+    assert died
+    view = get(f"/v1/batches/{batch_id}")
+    assert view["counts"] == {"expired": 3}
+    assert view == view_from_every_message(get, aws, batch_id)

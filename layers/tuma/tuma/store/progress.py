@@ -20,15 +20,20 @@ Exact under retries and redelivery:
 - A delivery report or the expirer moves one message from its old status to its new one only
   after its conditional status write succeeded; a repeated report fails that write, so is not
   counted twice.
-- A move whose answer is lost is not sent again (an ADD twice moves the counts twice): a write
-  DynamoDB certainly refused (throttled) is tried again; one whose outcome is unknown makes the
-  batch `uncounted`, read from its messages from then on. The sender's transaction needs no such
-  care: botocore gives it one ClientRequestToken for all its retries, and DynamoDB applies it once.
+- What the counters cannot follow makes the batch `uncounted` (stop_counting): its GET reads its
+  messages from then on, exact, and only that batch pays for it. That is:
+  - a move whose outcome is unknown (an ADD sent twice moves the counts twice, so a move is never
+    sent again unless DynamoDB certainly refused it, throttled);
+  - a status write whose answer was lost (its retry finds it done: the old status is unknown);
+  - a report applied before, or a message an earlier expiry run expired: the invocation that did
+    it may have died between its status write and its move (tuma.store.reports).
+- The sender's transaction needs none of that: botocore gives it one ClientRequestToken for all
+  its retries, and DynamoDB applies a token once.
 - A sender that dies between recording and closing its claim counted nothing; its takeover
   counts each message it finds recorded as the dead sender recorded it, so a report that moved
   the message in between (and counted its move) is not counted a second time.
-What it does not survive: an invocation that dies between the status write and the counter
-write (the change is on the message, not counted; docs/performance.md)."""
+What it does not survive: a status write whose invocation dies before its move and is never
+followed by another attempt (SayaSMS stops retrying a report after three; docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -175,6 +175,11 @@ class DynamoReportStore:
             # The status it moved from is not known here (history may hold late notes).
             progress.stop_counting(ref.tenant_id, ref.request_id, "a report's status write lost its answer")
             return "applied"
+        if _applied_before(old, entry):
+            # Applied before by an invocation that may have died between the status write and the
+            # count: SayaSMS sends a report again only when a delivery got no 200, and a sender
+            # taking over a dead one applies the parked reports it finds again.
+            progress.stop_counting(ref.tenant_id, ref.request_id, "a report came again after an applied one")
         return "duplicate" if old.get("status") == report.status else "late"
 
 
@@ -186,6 +191,12 @@ def _lost_answer(response: dict, item: dict, entry: dict) -> bool:
     retried = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
     history = item.get("history") or []
     return retried and bool(history) and history[-1] == entry
+
+
+def _applied_before(item: dict, entry: dict) -> bool:
+    """Whether the item holds this report's event already: a report applied before (by another
+    delivery of it, or by the other side of a parked report's twin application)."""
+    return any(e.get("event") == entry["event"] for e in item.get("history") or [])
 
 
 def mapping_item(provider_message_id: str, ref: MessageRef, now: datetime) -> dict:
@@ -283,8 +294,12 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
         # expiries of those only, concurrently, then the due items in batches.
         targets = [(sharded_pk(item["target_pk"], position({"sk": sk})), sk)
                    for item in page["Items"] for sk in item["target_sks"]]
-        waiting = _still_waiting(targets)
+        waiting, expired_before = _still_waiting(targets)
         counts["settled"] += len(targets) - len(waiting)
+        # Only the expirer expires, and it deletes a due item once done with it: a message of this
+        # page already expired was expired by a run that died before that, perhaps before counting.
+        for request in {parse_recipient_pk(pk) for pk, _ in expired_before}:
+            progress.stop_counting(*request, "an expiry run died before it was done")
         with ThreadPoolExecutor(_EXPIRERS) as pool:
             for expired in pool.map(lambda target: _expire_one(*target, now, reason), waiting):
                 counts["expired" if expired else "settled"] += 1
@@ -294,22 +309,26 @@ def _expire_bucket(bucket: str, now: datetime, reason: str, counts: dict, time_l
             return True
 
 
-def _still_waiting(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The targets whose status expiry may still replace: BatchGetItem, eventually consistent and
-    projected to the status (half a read unit per message, against a write unit for a blind
-    conditional write). A stale answer only costs a conditional write that then fails."""
+def _still_waiting(targets: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The targets whose status expiry may still replace, and those expired already: BatchGetItem,
+    eventually consistent and projected to the status (half a read unit per message, against a
+    write unit for a blind conditional write). A stale answer only costs a conditional write that
+    then fails (or, for one not yet seen expired, nothing: its own run counted it)."""
     allowed = set(earlier_than(EXPIRED))
-    waiting = []
+    waiting, expired = [], []
     client = table().meta.client
     for i in range(0, len(targets), 100):  # BatchGetItem's limit
         pending = {table().name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in targets[i:i + 100]],
                                   "ProjectionExpression": "pk, sk, #s", "ExpressionAttributeNames": {"#s": "status"}}}
         while pending:
             answer = client.batch_get_item(RequestItems=pending)
-            waiting += [(item["pk"], item["sk"]) for item in answer["Responses"].get(table().name, [])
-                        if item.get("status") in allowed]
+            for item in answer["Responses"].get(table().name, []):
+                if item.get("status") in allowed:
+                    waiting.append((item["pk"], item["sk"]))
+                elif item.get("status") == EXPIRED:
+                    expired.append((item["pk"], item["sk"]))
             pending = answer.get("UnprocessedKeys") or None
-    return waiting
+    return waiting, expired
 
 
 def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
