@@ -28,7 +28,9 @@ Then it waits (bounded) for the system to settle and checks, from the simulators
 - regressions: a status history going backwards, a status seen earlier (while polling) above the
   final one, or a final SayaSMS report the webhook acknowledged while the message shows less;
 - untraced unknowns: an `unknown` recipient no provider call could have taken (no call without an
-  answer, none whose answer the killed/timed-out sender never recorded).
+  answer, none whose answer the killed/timed-out sender never recorded), unless the evidence says
+  the sender was killed between its intent write and the request: the takeover's reason, no call,
+  and one of our kills inside the dead attempt's window (unknown_kind).
 Each failure kind is listed with examples (message id, what happened).
 
 The queue's VisibilityTimeout is set to SCENARIO_VISIBILITY_S for the run (restored after): with
@@ -48,6 +50,7 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -70,6 +73,11 @@ RANK = {"scheduled": 0, "queued": 1, "sending": 2, "unknown": 3, "sent": 4, "exp
         "delivered": 6, "failed": 6, "rejected": 6, "cancelled": 6}  # tuma.domain.status.RANK
 WAITING = {"queued", "sending", "scheduled"}
 NO_ANSWER = {"hang", "reset", "drop"}
+# How far a kill's time may fall outside a dead attempt's window and still count as its cause. The
+# stack's Lambdas are MiniStack worker processes on this machine, so kill times (ours) and history
+# times (theirs) read one system clock; what still separates them is small: history times are cut
+# to the millisecond, and a kill's time is read just after os.kill returns, on a loaded machine.
+KILL_MARGIN_S = 1.0
 JSON_PATH = ROOT / "bench" / "faults.json"
 
 
@@ -330,7 +338,10 @@ def killer(stack: LocalStack, run: Run, stop: threading.Event, gap_s: float = 8.
             os.kill(busy[0], signal.SIGKILL)
         except ProcessLookupError:
             continue
-        run.kills.append({"pid": busy[0], "at": time.strftime("%H:%M:%S"), "jobs_in_flight": int(in_flight)})
+        # The epoch time is the evidence the check compares with message histories (unknown_kind).
+        killed_at = time.time()
+        run.kills.append({"pid": busy[0], "at": time.strftime("%H:%M:%S", time.localtime(killed_at)),
+                          "at_epoch": round(killed_at, 3), "jobs_in_flight": int(in_flight)})
         stop.wait(gap_s)
 
 
@@ -415,6 +426,57 @@ def call_outcomes(sim: str, record: dict) -> list[tuple[str, str]]:
     return [(key_of(n), outcome) for n in numbers]
 
 
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()  # Tuma's times are UTC with a Z (tuma.domain.times)
+
+
+def dead_attempt_window(view: dict) -> tuple[float, float] | None:
+    """(start, end) in epoch seconds of the span that holds the attempt that died, from the
+    message's history as GET shows it: from the entry before the takeover's `unknown` to that
+    `unknown`. The entry before is the attempt's `sending` where GET shows one; for a message
+    the dead attempt named and never recorded there is none (the takeover's claim replaced the
+    dead one's time on the job item), so it is the message's `queued`, which no attempt precedes:
+    a wider window, never one that misses the attempt. None when the history has no such entry."""
+    history = [entry for entry in view.get("history", []) if "note" not in entry]
+    for before, entry in zip(history, history[1:]):
+        if entry.get("status") == "unknown" and entry.get("reason") == DIED_MID_CALL:
+            try:
+                return _epoch(before["at"]), _epoch(entry["at"])
+            except (KeyError, TypeError, ValueError):
+                return None
+    return None
+
+
+def kill_within(window: tuple[float, float], kills: list[dict]) -> dict | None:
+    """The first kill (with its epoch time) inside the window, KILL_MARGIN_S either side."""
+    start, end = window
+    return next((kill for kill in kills if isinstance(kill.get("at_epoch"), (int, float))
+                 and start - KILL_MARGIN_S <= kill["at_epoch"] <= end + KILL_MARGIN_S), None)
+
+
+def unknown_kind(view: dict, outcomes: set[str], kills: list[dict]) -> str:
+    """What an `unknown` recipient is traced to, from its view, the outcomes of the provider calls
+    its number got (call_outcomes) and the suite's kills; `unknown_untraced` when nothing explains
+    it."""
+    died = view.get("reason") == DIED_MID_CALL
+    if "no_answer" in outcomes:
+        return "unknown_no_answer"
+    if "taken" in outcomes or (outcomes and died):
+        # A request reached the provider and the sender died (killed, timed out) before
+        # recording its answer, even a 503's: the takeover only knows a request named it.
+        return "unknown_answer_unrecorded"
+    if died and not outcomes:
+        # Named by a request no provider saw: the sender died between its intent write and the
+        # request. Traced only when one of our kills fell in the dead attempt's window; a death
+        # with no kill to show for it (a timeout, a crash) hides a message that should have gone out.
+        window = dead_attempt_window(view)
+        if window and kill_within(window, kills):
+            return "unknown_killed_before_call"
+    # No request reached a provider: a killed sender's takeover resends what no request named, so
+    # an unknown here hides a message that should have gone out.
+    return "unknown_untraced"
+
+
 def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], callbacks: list[dict]) -> dict:
     calls: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # key -> [(sim, outcome, at)]
     for sim, entries in records.items():
@@ -423,6 +485,7 @@ def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], call
                 calls[key].append((sim, outcome, record["received_at"]))
     by_key = {a.key: a for a in run.accepted}
     failures: dict[str, list[str]] = defaultdict(list)
+    traced: dict[str, list[str]] = defaultdict(list)  # evidence for the unknowns traced to a kill
     counts = Counter()
 
     # duplicates: a call after one that took the number or left it ambiguous
@@ -452,20 +515,19 @@ def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], call
             failures["lost"].append(f"{accepted.message_id} ({accepted.kind}, pinned {accepted.provider}): "
                                     f"{status}; provider calls: {tried}")
         elif status == "unknown":
-            outcomes = {o for _, o, _ in calls.get(accepted.key, [])}
-            if "no_answer" in outcomes:
-                counts["unknown_no_answer"] += 1
-            elif "taken" in outcomes or (outcomes and view.get("reason") == DIED_MID_CALL):
-                # A request reached the provider and the sender died (killed, timed out) before
-                # recording its answer, even a 503's: the takeover only knows a request named it.
-                counts["unknown_answer_unrecorded"] += 1
-            else:
-                # No request reached a provider: a killed sender's takeover resends what no request
-                # named, so an unknown here hides a message that should have gone out.
+            kind = unknown_kind(view, {o for _, o, _ in calls.get(accepted.key, [])}, run.kills)
+            if kind == "unknown_untraced":
                 tried = ", ".join(f"{s}:{o}" for s, o, _ in calls.get(accepted.key, [])) or "no provider call"
                 failures["unknown_untraced"].append(
                     f"{accepted.message_id} ({accepted.kind}, pinned {accepted.provider}): unknown, reason "
-                    f"{view.get('reason')!r}; provider calls: {tried}")
+                    f"{view.get('reason')!r}; provider calls: {tried}; {_window_text(view)}")
+            else:
+                counts[kind] += 1
+                if kind == "unknown_killed_before_call":
+                    kill = kill_within(dead_attempt_window(view), run.kills)
+                    traced["unknown_killed_before_call"].append(
+                        f"{accepted.message_id} ({accepted.kind}, pinned {accepted.provider}): "
+                        f"{_window_text(view)}; kill of pid {kill['pid']} at {kill['at_epoch']}")
         elif status in ("sent", "delivered") and "taken" not in {o for _, o, _ in calls.get(accepted.key, [])}:
             failures["sent_without_provider_call"].append(f"{accepted.message_id}: {status} but no provider took it")
     counts["lost"] = len(failures["lost"])
@@ -504,7 +566,12 @@ def check(run: Run, views: dict[str, dict], records: dict[str, list[dict]], call
                                           f"{view.get('provider_message_id')}): {problem}; history {trail}")
     counts["regressions"] = len(failures["regression"])
     counts["final_report_not_shown"] = len(failures["final_report_not_shown"])
-    return {"counts": counts, "statuses": statuses, "failures": failures}
+    return {"counts": counts, "statuses": statuses, "failures": failures, "traced": traced}
+
+
+def _window_text(view: dict) -> str:
+    window = dead_attempt_window(view)
+    return f"dead attempt within {window[0]:.3f}..{window[1]:.3f}" if window else "no dead attempt in its history"
 
 
 def injected(records: dict[str, list[dict]], callbacks: list[dict]) -> dict:
@@ -609,6 +676,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
         "unknown": checked["statuses"].get("unknown", 0), "unknown_untraced": counts["unknown_untraced"],
         "unknown_no_answer": counts["unknown_no_answer"],
         "unknown_answer_unrecorded": counts["unknown_answer_unrecorded"],
+        "unknown_killed_before_call": counts["unknown_killed_before_call"],
         "sent_without_provider_call": len(checked["failures"]["sent_without_provider_call"]),
         "final_report_not_shown": counts["final_report_not_shown"],
         "statuses": dict(checked["statuses"]), "injected": injected(records, callbacks),
@@ -616,6 +684,8 @@ def run_scenario(stack: LocalStack, scenario: Scenario) -> dict:
         "jobs_in_send_dlq": int(dlq["Attributes"]["ApproximateNumberOfMessages"]),
         "submitted_seconds": round(submitted_s, 1), "total_seconds": round(time.monotonic() - started, 1),
         "failures": {kind: {"count": len(items), "examples": items[:5]} for kind, items in checked["failures"].items()},
+        "traced_to_kills": {kind: {"count": len(items), "examples": items[:5]}
+                            for kind, items in checked["traced"].items()},
         "notes": run.notes,
     }
 
@@ -636,6 +706,7 @@ def table(result: dict) -> str:
         ("unknown, untraced", result["unknown_untraced"], "0", result["unknown_untraced"] == 0),
         ("unknown, no answer (hang/reset/drop)", result["unknown_no_answer"], "", ""),
         ("unknown, called, sender died unrecorded", result["unknown_answer_unrecorded"], "", ""),
+        ("unknown, killed before its request left", result["unknown_killed_before_call"], "", ""),
         ("sent without a provider call", result["sent_without_provider_call"], "0",
          result["sent_without_provider_call"] == 0),
         ("final report acknowledged, not shown", result["final_report_not_shown"], "0",
@@ -665,6 +736,9 @@ def table(result: dict) -> str:
                  f"{result['submitted_seconds']} s, whole run {result['total_seconds']} s")
     for kind, found in result["failures"].items():
         lines.append(f"{kind}: {found['count']}, e.g.")
+        lines += [f"  {example}" for example in found["examples"][:3]]
+    for kind, found in result.get("traced_to_kills", {}).items():
+        lines.append(f"traced to a kill, {kind}: {found['count']}, e.g.")
         lines += [f"  {example}" for example in found["examples"][:3]]
     lines += [f"note: {note}" for note in result["notes"]]
     return "\n".join(lines)
