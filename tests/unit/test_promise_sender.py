@@ -612,3 +612,60 @@ def test_the_sender_timeout_and_its_claim_grace_come_from_one_value_in_the_templ
     app.handler(sqs_event(["not a job"]), context)  # any batch: the handler reads the context first
     assert app._grace["claim"] == timedelta(seconds=45) + CLOCK_MARGIN
     assert app.BREAKER.settings.probe_grace == timedelta(seconds=45)
+
+
+# --- a request named and then not made leaves no name behind -----------------------------------------
+
+
+@pytest.mark.parametrize("refusal", ["no time left after the intent write", "intent write's answer lost"])
+def test_a_request_named_and_then_not_made_leaves_its_messages_to_the_takeover_not_unknown(
+        aws, simsaya, clock, monkeypatch, refusal):
+    """The intent write names the messages; then the request is not made after all: the time check
+    after the write finds too little left, or the write's answer never came (it may have been
+    applied). The invocation dies before closing its claim. Those messages never left: the takeover
+    must send them, not call them `unknown` (before: both unknown, no provider call)."""
+    job = producer_job("sayasms", [{"number": "0712345678"}, {"number": "0722111222"}], body="Hello")
+    store = MessageStore()
+    restore = []
+    if refusal == "no time left after the intent write":
+        real_mark, left = store.mark_calling, {"s": 1_000.0}
+
+        def mark_then_time_runs_short(*args):
+            named = real_mark(*args)
+            left["s"] = 0.0  # the write took what was left
+            return named
+
+        monkeypatch.setattr(store, "mark_calling", mark_then_time_runs_short)
+        time_left = lambda: left["s"]  # noqa: E731
+    else:
+        from botocore.exceptions import ReadTimeoutError
+
+        table = table_module.table()
+        real_update = table.update_item
+
+        def applied_then_no_answer(**kwargs):
+            answer = real_update(**kwargs)
+            if kwargs.get("UpdateExpression", "").startswith("ADD #called"):
+                raise ReadTimeoutError(endpoint_url="https://dynamodb")
+            return answer
+
+        monkeypatch.setattr(table, "update_item", applied_then_no_answer)
+        restore.append(lambda: monkeypatch.setattr(table, "update_item", real_update))
+        time_left = lambda: 1_000.0  # noqa: E731
+
+    def die(*_):
+        raise Killed
+
+    monkeypatch.setattr(store, "finish", die)
+    with pytest.raises(Killed):
+        send_job(job, store, one_provider(saya(simsaya.url), clock, time_left=time_left, call_budget_s=10),
+                 clock, GRACE)
+    assert simsaya.requests() == []
+    for undo in restore:
+        undo()
+    clock.advance(seconds=31)
+
+    send_job(job, MessageStore(), one_provider(saya(simsaya.url), clock), clock, GRACE)
+
+    assert statuses(aws, job) == [SENT, SENT]
+    assert sorted(m["to"] for m in simsaya.messages()) == ["+254712345678", "+254722111222"]  # each once

@@ -10,7 +10,10 @@ against it; a call cut short for time does not count at all.
 
 Before each HTTP request a provider makes, `before_call` is given the messages it carries (the
 sender records them on the job: tuma.domain.sending); when it says no, or there is no time left
-for the call, the request is not made and its messages stay not taken."""
+for the call, the request is not made and its messages stay not taken. A request `before_call` was
+asked about and that is not made after all is told to `not_made`: the sender withdraws the names,
+so that if it dies before closing its claim, the takeover sends those messages instead of calling
+them unknown."""
 
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ RETRY_PAUSES_S = (0.25, 1.0)  # a 429/503 is retried after these pauses before t
 CIRCUIT_OPEN = "circuit_open"  # not called: its circuit is open (NO_TIME: no time was left)
 # Told the messages of each provider request before it is made; False: do not make it.
 BeforeCall = Callable[[list[JobRecipient]], bool]
+# Told the messages of a request `before_call` was asked about and that was not made after all.
+NotMade = Callable[[list[JobRecipient]], None]
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,23 @@ class Dispatcher:
         self.time_left, self.call_budget_s = time_left, call_budget_s
 
     def send(self, sender: str, recipients: list[JobRecipient], pinned: str | None,
-             before_call: BeforeCall = lambda recipients: True) -> list[Attempt]:
+             before_call: BeforeCall = lambda recipients: True,
+             not_made: NotMade = lambda recipients: None) -> list[Attempt]:
         """One Attempt per recipient, in order. Recipients with the same chain go in one call."""
         by_chain: dict[tuple[str, ...], list[JobRecipient]] = {}
         for recipient in recipients:
             by_chain.setdefault(self.policy.chain(recipient.number, pinned), []).append(recipient)
         if len(by_chain) == 1:
-            groups = [self._through(sender, recipients, next(iter(by_chain)), before_call)]
+            groups = [self._through(sender, recipients, next(iter(by_chain)), before_call, not_made)]
         else:  # e.g. Safaricom numbers through one provider, Airtel through the other: at once
             with ThreadPoolExecutor(len(by_chain)) as pool:
-                groups = list(pool.map(lambda item: self._through(sender, item[1], item[0], before_call),
+                groups = list(pool.map(lambda item: self._through(sender, item[1], item[0], before_call, not_made),
                                        by_chain.items()))
         attempts = {a.recipient.index: a for group in groups for a in group}
         return [attempts[r.index] for r in recipients]
 
     def _through(self, sender: str, recipients: list[JobRecipient], chain: tuple[str, ...],
-                 before_call: BeforeCall) -> list[Attempt]:
+                 before_call: BeforeCall, not_made: NotMade) -> list[Attempt]:
         settled: list[Attempt] = []
         remaining = recipients
         last: dict[int, tuple[str | None, RecipientOutcome]] = {}  # the latest answer of a message not yet sent
@@ -86,7 +92,7 @@ class Dispatcher:
             if not gate.allowed:
                 answers = [RecipientOutcome(NOT_TAKEN, error_code=CIRCUIT_OPEN, reason="circuit open")] * len(remaining)
             else:
-                answers = self._call(self.providers[name], sender, remaining, before_call)
+                answers = self._call(self.providers[name], sender, remaining, before_call, not_made)
                 tried = [a for a in answers if a.error_code != NO_TIME]
                 if tried:
                     self.breaker.record(name, gate, _healthy(tried), self.clock())
@@ -113,35 +119,43 @@ class Dispatcher:
         return settled
 
     def _call(self, provider: Provider, sender: str, recipients: list[JobRecipient],
-              before_call: BeforeCall) -> list[RecipientOutcome]:
+              before_call: BeforeCall, not_made: NotMade) -> list[RecipientOutcome]:
         """The provider's answers, with 429/503 retried at once after each of `retry_pauses`. No
         call starts without `call_budget_s` left in the invocation: a call cut off by the
         function's timeout would leave its messages `unknown`; not called, they are retried.
         The provider asks (`may_call`) before each of its requests."""
-        answers = _call_once(provider, sender, recipients, self._may_call(recipients, before_call))
+        answers = _call_once(provider, sender, recipients, self._may_call(recipients, before_call, not_made))
         for pause in self.retry_pauses:
             again = [i for i, a in enumerate(answers) if a.status == NOT_TAKEN and a.transient]
             if not again or self.time_left() < pause + self.call_budget_s:
                 break
             self.pause(pause)
             retried = [recipients[i] for i in again]
-            for i, answer in zip(again, _call_once(provider, sender, retried, self._may_call(retried, before_call))):
+            for i, answer in zip(again, _call_once(provider, sender, retried,
+                                                   self._may_call(retried, before_call, not_made))):
                 answers[i] = answer
         return answers
 
-    def _may_call(self, recipients: list[JobRecipient], before_call: BeforeCall) -> Callable[[list[int]], bool]:
+    def _may_call(self, recipients: list[JobRecipient], before_call: BeforeCall,
+                  not_made: NotMade) -> Callable[[list[int]], bool]:
         """What a provider asks before each of its HTTP requests, naming the messages it carries
         by their place in `recipients`: whether the request fits in what is left of the
         invocation, and whether `before_call` lets it go. The time is asked again after
-        `before_call`, which writes: the request must still fit when it starts."""
+        `before_call`, which writes: the request must still fit when it starts. Refused once
+        `before_call` was asked (whose write may have been applied even when it says no), the
+        request is told to `not_made`."""
         def may_call(positions: list[int]) -> bool:
             if self.time_left() < self.call_budget_s:
                 return False
+            carried = [recipients[p] for p in positions]
             try:
-                allowed = before_call([recipients[p] for p in positions])
+                allowed = before_call(carried)
             except Exception:  # noqa: BLE001 - whatever stopped the record, the request is not made
-                return False
-            return allowed and self.time_left() >= self.call_budget_s
+                allowed = False
+            if allowed and self.time_left() >= self.call_budget_s:
+                return True
+            not_made(carried)
+            return False
         return may_call
 
 

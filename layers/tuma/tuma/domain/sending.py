@@ -12,7 +12,10 @@ not per message:
 - Before each provider request (each SayaSMS call, each 254sms call of each round, each retry or
   failover call) the sender names the request's messages on the job item, with one conditional
   write guarded by its claim token (`mark_calling`): the cost is one write per request, not per
-  message. If that write fails, the request is not made and its messages stay pending.
+  message. If that write fails, the request is not made and its messages stay pending; a request
+  named and then not made (the write's answer lost, or no time left after it) has its names
+  withdrawn at once, so that a takeover after a death sends those messages, never having called
+  them.
 - A claim still `in_flight` belongs to another invocation. Once older than `in_flight_grace` (the
   function's timeout, and a clock margin) that invocation cannot finish. Of its pending messages, those a request
   named may have reached the provider with no answer recorded: they become `unknown` and are
@@ -102,6 +105,10 @@ class SendStore(Protocol):
         """Name the messages of the provider request about to be made while `claim` holds the
         job; False (the request must not be made) when it does not, or the write failed."""
 
+    def unmark_calling(self, job: SendJob, claim: Claim, recipients: list[JobRecipient]) -> None:
+        """The request `mark_calling` was asked about was not made: withdraw its messages' names
+        (best effort: names left standing only make a takeover call them unknown)."""
+
     def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
         """Store each message's outcome."""
 
@@ -163,8 +170,8 @@ def send_job(job: SendJob, store: SendStore, dispatcher: Dispatcher, clock: Call
     claim, outcomes = claimed
     not_taken: list[Attempt] = []
     if claim.to_send:
-        before_call = partial(store.mark_calling, job, claim)
-        for attempt in dispatcher.send(job.sender, claim.to_send, job.provider, before_call):
+        before_call, not_made = partial(store.mark_calling, job, claim), partial(store.unmark_calling, job, claim)
+        for attempt in dispatcher.send(job.sender, claim.to_send, job.provider, before_call, not_made):
             if attempt.answer.status == NOT_TAKEN:
                 not_taken.append(attempt)
             else:

@@ -148,6 +148,27 @@ class MessageStore:
         claim.named |= indices
         return True
 
+    def unmark_calling(self, job: SendJob, claim: Claim, recipients: list[JobRecipient]) -> None:
+        """Withdraw the names of a request that was not made, while the claim is ours: DELETE from
+        a set, so a retried write finds it done. A failure leaves them named (a takeover after a
+        death then calls them unknown, the safe side)."""
+        indices = {r.index for r in recipients}
+        try:
+            table().update_item(
+                Key=_job_key(job), UpdateExpression="DELETE #called :indices", ConditionExpression="claim_token = :token",
+                ExpressionAttributeNames={"#called": "called"},
+                ExpressionAttributeValues={":indices": indices, ":token": claim.token})
+        except ClientError as problem:
+            if not is_conditional_failure(problem):  # else: taken over, the names are not ours to withdraw
+                logger.warning("names of a request not made left standing", extra={
+                    "message_id": job.request_id, "reason": problem.response["Error"]["Code"]})
+            return
+        except BotoCoreError as problem:
+            logger.warning("names of a request not made left standing", extra={
+                "message_id": job.request_id, "reason": type(problem).__name__})
+            return
+        claim.named -= indices
+
     def record(self, job: SendJob, claim: Claim, outcomes: list[tuple[JobRecipient, Outcome]], now: datetime) -> None:
         """Each message's outcome, where it moves the message forward (see the module's note). An
         orphan's item may exist already (its invocation died after writing it): that one stands."""
