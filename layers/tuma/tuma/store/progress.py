@@ -198,7 +198,7 @@ def move(tenant_id: str, request_id: str, index: int, old: str, new: str) -> Non
             pass  # no connection, so nothing was sent
         except (BotoCoreError, OSError):
             break  # sent, and no answer
-    stop_counting(tenant_id, request_id, "a counter write's outcome is unknown")
+    stop_counting(tenant_id, request_id, "a counter write was not made, or not known to be")
 
 
 def note_cancellation(tenant_id: str, request_id: str) -> None:

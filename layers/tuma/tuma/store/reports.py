@@ -347,12 +347,14 @@ def _expire_one(pk: str, sk: str, now: datetime, reason: str) -> bool:
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
-        if not _lost_answer(problem.response, item_at_failure(problem), entry):
-            return False  # delivered, failed or already expired: nothing to do
-        # Our own expiry, its answer lost and the write sent again: from which status is not known.
-        tenant_id, request_id = parse_recipient_pk(pk)
-        progress.stop_counting(tenant_id, request_id, "an expiry's status write lost its answer")
-        return True
+        old = item_at_failure(problem)
+        if old.get("status") != EXPIRED:
+            return False  # delivered or failed: nothing to do
+        # Expired already, and only the expirer expires: by this very write (its answer lost, so
+        # botocore sent it again) or by a run that died before it deleted the due item. Either
+        # may not have counted it, and from which status is not known here.
+        progress.stop_counting(*parse_recipient_pk(pk), "a message was found expired already")
+        return _lost_answer(problem.response, old, entry)
     tenant_id, request_id = parse_recipient_pk(pk)
     progress.move(tenant_id, request_id, position({"sk": sk}), answer["Attributes"]["status"], EXPIRED)
     return True
