@@ -52,6 +52,52 @@ def view_from_every_message(get, aws, batch_id: str) -> dict:
     return get(f"/v1/batches/{batch_id}")
 
 
+def moto_faults(monkeypatch, method: str, when, fault: str, times: int = 1) -> list:
+    """moto's DynamoDB `method` (e.g. "update_item") misbehaving the first `times` calls `when(kwargs)`
+    holds: "lost" applies the write, then answers 500 (the answer lost: botocore sends it again);
+    "refused" answers 500 without applying it; "throttled" answers DynamoDB's 400 for a write it did
+    not apply. Returns the calls it hit."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.models import DynamoDBBackend
+
+    code, status = {"lost": ("InternalServerError", 500), "refused": ("InternalServerError", 500),
+                    "throttled": ("ProvisionedThroughputExceededException", 400)}[fault]
+    real, hits = getattr(DynamoDBBackend, method), []
+
+    def faulty(self, *args, **kwargs):
+        hit = len(hits) < times and when(args, kwargs)
+        if hit:
+            hits.append(args)
+            if fault != "lost":
+                raise JsonRESTError(code, code) if status == 400 else _server_error(code)
+        answer = real(self, *args, **kwargs)
+        if hit:
+            raise _server_error(code)
+        return answer
+
+    monkeypatch.setattr(DynamoDBBackend, method, faulty)
+    return hits
+
+
+def _server_error(code: str):
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError(code, code)
+    error.code = 500
+    return error
+
+
+def progress_key(args, kwargs) -> bool:
+    return args[1]["sk"] == {"S": "PROGRESS"}
+
+
+def status_write_to(status: str):
+    def matches(args, kwargs) -> bool:
+        return args[1]["sk"]["S"].startswith("R#") and {"S": status} in (
+            kwargs.get("expression_attribute_values") or {}).values()
+    return matches
+
+
 def test_the_batch_route_reads_the_same_keys_whatever_the_batch_size(post, get, aws, functions, context,
                                                                             simsaya, sim254):
     from conftest import sqs_event
@@ -235,28 +281,9 @@ def test_a_counter_move_whose_answer_was_lost_never_leaves_the_counts_wrong(post
     """DynamoDB applies a report's counter move and its answer is lost (a 500): a client that
     retries it moves the counts twice. Tuma's move is one attempt; when its outcome is unknown, the
     batch is answered from its messages from then on (exact, and the rare case pays the read)."""
-    from moto.core.exceptions import JsonRESTError
-    from moto.dynamodb.models import DynamoDBBackend
-
-    class InternalServerError(JsonRESTError):
-        code = 500
-
-        def __init__(self):
-            super().__init__("InternalServerError", "Internal server error")
-
     batch_id = bulk(post, 3)
     run_sender()
-    real_update = DynamoDBBackend.update_item
-    lost = []
-
-    def applied_then_lost(self, table_name, key, *args, **kwargs):
-        answer = real_update(self, table_name, key, *args, **kwargs)
-        if key["sk"] == {"S": "PROGRESS"} and not lost:
-            lost.append(key)
-            raise InternalServerError()
-        return answer
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", applied_then_lost)
+    lost = moto_faults(monkeypatch, "update_item", progress_key, "lost")
     provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
     report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
     assert reports.receive(report, DynamoReportStore(), datetime.now(timezone.utc)) == "applied"
@@ -269,25 +296,9 @@ def test_a_counter_move_whose_answer_was_lost_never_leaves_the_counts_wrong(post
 
 def test_a_throttled_counter_move_is_tried_again_and_counted_once(post, get, run_sender, aws, monkeypatch):
     """A throttled write was not applied: that one is worth another try, and the counts stay in use."""
-    from moto.core.exceptions import JsonRESTError
-    from moto.dynamodb.models import DynamoDBBackend
-
-    class ProvisionedThroughputExceeded(JsonRESTError):
-        def __init__(self):
-            super().__init__("ProvisionedThroughputExceededException", "The level of configured throughput was exceeded")
-
     batch_id = bulk(post, 3)
     run_sender()
-    real_update = DynamoDBBackend.update_item
-    refused = []
-
-    def throttled_twice(self, table_name, key, *args, **kwargs):
-        if key["sk"] == {"S": "PROGRESS"} and len(refused) < 2:
-            refused.append(key)
-            raise ProvisionedThroughputExceeded()
-        return real_update(self, table_name, key, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", throttled_twice)
+    refused = moto_faults(monkeypatch, "update_item", progress_key, "throttled", times=2)
     provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
     report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
     assert reports.receive(report, DynamoReportStore(), datetime.now(timezone.utc)) == "applied"
@@ -302,60 +313,19 @@ def test_the_senders_counts_ride_a_transaction_whose_retries_keep_one_token(post
     """The sender's close (claim and counts, one transaction) whose answer was lost is sent again by
     botocore with the same ClientRequestToken, which DynamoDB applies once (within 10 minutes).
     moto ignores the token, so what this checks is the premise: one token for every attempt."""
-    from moto.core.exceptions import JsonRESTError
-    from moto.dynamodb.models import DynamoDBBackend
-
     from conftest import sqs_event
-
-    class InternalServerError(JsonRESTError):
-        code = 500
-
-        def __init__(self):
-            super().__init__("InternalServerError", "Internal server error")
 
     batch_id = bulk(post, 3)
     bodies = [m["Body"] for m in aws.receive(aws.queue_url)]
-    real_transact, attempts, tokens = DynamoDBBackend.transact_write_items, [], []
-
-    def lost_first_answer(self, items):
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise InternalServerError()  # refused here; on AWS it may have been applied: the token decides
-        return real_transact(self, items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", lost_first_answer)
+    # Refused here, not applied: on AWS a 500 may have been applied, and the token decides.
+    refused = moto_faults(monkeypatch, "transact_write_items", lambda args, kwargs: True, "refused")
+    tokens = []
     with table_hook("before-send.dynamodb.TransactWriteItems",
                     lambda request, **_: tokens.append(json.loads(request.body)["ClientRequestToken"])):
         assert functions("sender").handler(sqs_event(bodies), context) == {"batchItemFailures": []}
 
-    assert len(tokens) == 2 and tokens[0] == tokens[1]
+    assert refused and len(tokens) == 2 and tokens[0] == tokens[1]
     assert get(f"/v1/batches/{batch_id}")["counts"] == {"sent": 3}
-
-
-def _status_write_answer_lost_once(monkeypatch, status: str) -> list:
-    """moto applies the first UpdateItem that sets a message's status to `status`, then answers
-    500: botocore sends it again, and the retry's condition fails on the write already done."""
-    from moto.core.exceptions import JsonRESTError
-    from moto.dynamodb.models import DynamoDBBackend
-
-    class InternalServerError(JsonRESTError):
-        code = 500
-
-        def __init__(self):
-            super().__init__("InternalServerError", "Internal server error")
-
-    real_update, lost = DynamoDBBackend.update_item, []
-
-    def applied_then_lost(self, table_name, key, *args, **kwargs):
-        answer = real_update(self, table_name, key, *args, **kwargs)
-        values = kwargs.get("expression_attribute_values") or {}
-        if key["sk"]["S"].startswith("R#") and {"S": status} in values.values() and not lost:
-            lost.append(key)
-            raise InternalServerError()
-        return answer
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", applied_then_lost)
-    return lost
 
 
 def test_a_reports_status_write_whose_answer_was_lost_still_leaves_the_counts_exact(post, get, run_sender, aws,
@@ -364,7 +334,7 @@ def test_a_reports_status_write_whose_answer_was_lost_still_leaves_the_counts_ex
     duplicate report and the move is never counted (sent 3, delivered 0 for 2 and 1)."""
     batch_id = bulk(post, 3)
     run_sender()
-    lost = _status_write_answer_lost_once(monkeypatch, "delivered")
+    lost = moto_faults(monkeypatch, "update_item", status_write_to("delivered"), "lost")
     provider_id = aws.table.get_item(Key=recipient_key("tenant-a", batch_id, 1))["Item"]["provider_message_id"]
     report = parse_report({"event": "message.delivered", "message_id": provider_id}, "2026-12-02T00:00:00.000Z")
 
@@ -379,7 +349,7 @@ def test_an_expirys_status_write_whose_answer_was_lost_still_leaves_the_counts_e
                                                                                     monkeypatch):
     batch_id = bulk(post, 3)
     run_sender()
-    lost = _status_write_answer_lost_once(monkeypatch, "expired")
+    lost = moto_faults(monkeypatch, "update_item", status_write_to("expired"), "lost")
 
     expire_due(datetime.now(timezone.utc) + timedelta(hours=49), lambda: 60.0, timedelta(hours=48))
 
