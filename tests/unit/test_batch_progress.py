@@ -53,8 +53,8 @@ def view_from_every_message(get, aws, batch_id: str) -> dict:
 
 
 def moto_faults(monkeypatch, method: str, when, fault: str, times: int = 1) -> list:
-    """moto's DynamoDB `method` (e.g. "update_item") misbehaving the first `times` calls `when(kwargs)`
-    holds: "lost" applies the write, then answers 500 (the answer lost: botocore sends it again);
+    """moto's DynamoDB `method` (e.g. "update_item") misbehaving on the first `times` calls for which
+    `when(args, kwargs)` holds: "lost" applies the write, then answers 500 (the answer lost: botocore sends it again);
     "refused" answers 500 without applying it; "throttled" answers DynamoDB's 400 for a write it did
     not apply. Returns the calls it hit."""
     from moto.core.exceptions import JsonRESTError
