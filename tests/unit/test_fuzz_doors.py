@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import api_event
-from test_delivery_reports_handlers import TOKEN, url_event
+from test_delivery_reports_handlers import TOKEN, Context, load, url_event
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -164,7 +164,6 @@ def test_the_webhook_never_answers_5xx(aws):
     from aws_lambda_powertools.utilities import parameters
 
     from conftest import CONFIG_PATH
-    from test_delivery_reports_handlers import load
 
     aws.ssm.put_parameter(Name=f"{CONFIG_PATH}/webhook/sayasms_token", Value=TOKEN, Type="SecureString")
     parameters.clear_caches()
@@ -176,15 +175,9 @@ def test_the_webhook_never_answers_5xx(aws):
         event = url_event(_raw(body), TOKEN)
         if ref is not None:
             event["queryStringParameters"]["ref"] = ref
-        assert_answered(handler(event, _context()))
+        assert_answered(handler(event, Context()))
 
     report()
-
-
-def _context():
-    from test_delivery_reports_handlers import Context
-
-    return Context()
 
 
 # --- the queue: producers put jobs on it ------------------------------------------------------------
