@@ -21,6 +21,7 @@ from tuma.store import tenants
 from tuma.store.messages import get_message
 from tuma.store.linking import ReportingMessageStore
 from tuma.store.reports import DynamoReportStore, expire_due
+from tuma.store.table import recipient_key
 
 NOW = datetime(2026, 3, 13, 14, 30, tzinfo=timezone.utc)
 REQUEST = "msg_01HX4ZQ9GKD2VP7C9XR3MNBVT4"
@@ -104,6 +105,25 @@ def test_a_report_is_applied_once_however_often_it_comes(table, sender):
     item = recipient()
     assert item["status"] == "delivered" and item["network"] == "Safaricom" and item["latency_ms"] == 2489
     assert events(item) == ["message.delivered"]
+
+
+@pytest.mark.parametrize("event, details", [
+    ("message.delivered", {"network": "Safaricom", "delivery_time": "2026-03-13T14:30:02.489Z", "latency_ms": 2489}),
+    ("message.failed", {"reason": "absent subscriber"})])
+def test_a_reports_details_are_stored_once_and_shown_in_its_history_entry(table, sender, event, details):
+    """Storage is paid for every day of the retention (issue 12): the entry a report appends does
+    not repeat the provider or the details the same write puts on the item; GET shows them whole."""
+    send(sender, {1: sent(PID), 2: sent("msg_SAYA_2")})
+    extra = {"reason": "absent subscriber"} if event == "message.failed" else {}
+
+    assert reports.receive(report(event, **extra), DynamoReportStore(), NOW) == "applied"
+
+    stored = table.get_item(Key=recipient_key("acme", REQUEST, 1))["Item"]
+    status = event.removeprefix("message.")
+    assert stored["history"][-1] == {"status": status, "event": event, "at": "2026-03-13T14:30:01.000Z"}
+    assert {name: stored[name] for name in details} == details
+    assert recipient()["history"][-1] == {"status": status, "event": event, "at": "2026-03-13T14:30:01.000Z",
+                                          "provider": "sayasms", **details}
 
 
 def test_a_late_report_changes_nothing_and_writes_nothing(table, sender):

@@ -15,7 +15,6 @@ from __future__ import annotations
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from tuma.domain.ids import recipient_id
 from tuma.domain.status import CANCELLED
 from tuma.store import progress
 from tuma.store.table import (
@@ -80,8 +79,7 @@ def unsent_positions(job_item: dict, members: list[int]) -> list[int]:
 
 
 def _message_item(tenant_id: str, request_id: str, index: int, at: str, expires: int) -> dict:
-    return {**recipient_key(tenant_id, request_id, index), "message_id": recipient_id(request_id, index),
-            "status": CANCELLED, "created_at": at, "updated_at": at,
+    return {**recipient_key(tenant_id, request_id, index), "status": CANCELLED, "updated_at": at,
             "history": [{"status": CANCELLED, "at": at}], "expires_at": expires}
 
 

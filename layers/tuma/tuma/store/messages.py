@@ -15,6 +15,7 @@ from tuma.domain.ids import chunk_start
 from tuma.domain.records import Chunk
 from tuma.domain.scheduling import job_start
 from tuma.domain.times import parse_iso
+from tuma.store import history
 from tuma.store.schedules import held_job_item
 from tuma.store.table import (REQUEST_SK, batch_write, chunk_sk, expires_at, is_chunk, message_pk, position,
                               query_all, recipient_items_under, recipient_key, recipient_pks, table)
@@ -106,7 +107,7 @@ def get_request(tenant_id: str, request_id: str) -> tuple[dict | None, list[Chun
     if request is None or not positions:
         return request, chunks, {}
     shards = _query_each(_shards(tenant_id, request_id, positions))
-    messages = {position(i): i for items in shards for i in items}
+    messages = {position(i): history.shown(i) for items in shards for i in items}
     return request, chunks, messages
 
 
@@ -120,7 +121,7 @@ def get_message(tenant_id: str, request_id: str, index: int) -> tuple[dict | Non
     for item in answer["Responses"].get(table().name, []):
         found[item["sk"]] = item
     request, chunk, message = (found.get(key["sk"]) for key in keys)
-    return request, chunk_record(chunk) if chunk else None, message
+    return request, chunk_record(chunk) if chunk else None, history.shown(message)
 
 
 def get_statuses(tenant_id: str, request_id: str) -> tuple[dict | None, dict[int, dict], list[Chunk]]:

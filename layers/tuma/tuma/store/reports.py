@@ -40,7 +40,7 @@ from tuma.domain import reports
 from tuma.domain.times import iso_millis
 from tuma.domain.reports import MessageRef, Report, ReportRef
 from tuma.domain.status import EXPIRED, SENT, earlier_than
-from tuma.store import progress
+from tuma.store import history, progress
 from tuma.store.table import (
     TTL_IF_ABSENT, delete_batch, expires_at, is_conditional_failure, item_at_failure, message_pk, parse_recipient_pk,
     position, recipient_key, recipient_sk, sharded_pk, table)
@@ -144,7 +144,7 @@ class DynamoReportStore:
                                  "sk": PARKED_PREFIX + reports.parking_slot(report.event)})
 
     def apply(self, ref: MessageRef, report: Report, now: datetime) -> str:
-        entry = report.history_entry()
+        entry = history.report_entry(report)  # its details go onto the item, not into the entry
         fields = {"updated_at": iso_millis(now), **report.details}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":f{i}": value for i, value in enumerate(fields.values())}

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tuma.domain.ids import chunk_start
+from tuma.domain.ids import chunk_start, recipient_id
 from tuma.domain.jobs import JobConflict, JobRecipient, SendJob
 from tuma.domain.requests import encoding_letter
 from tuma.domain.times import iso_millis
@@ -28,10 +28,10 @@ from tuma.domain.segments import measure
 from tuma.domain.sending import BUSY, CLAIMED, DONE, Claim, Outcome
 from tuma.domain.status import REJECTED, SENDING, may_move
 from tuma.observability import logger
-from tuma.store import progress
+from tuma.store import history, progress
 from tuma.store.table import (
-    REQUEST_SK, chunk_sk, expires_at, is_conditional_failure, item_at_failure, message_pk, put_once, recipient_key,
-    table)
+    REQUEST_SK, chunk_sk, expires_at, is_conditional_failure, item_at_failure, message_pk, parse_recipient_pk, position,
+    put_once, recipient_key, table)
 
 IN_FLIGHT, RETRY, FINISHED = "in_flight", "retry", DONE  # states of a job item
 FRESH = "fresh"  # the state a claim found on a job never claimed before (kept as `prior_state`)
@@ -261,7 +261,7 @@ def _write_one(item: dict) -> None:
         if _update(item, old):
             return
     logger.warning("outcome not recorded: the message kept changing under the sender",
-                   extra={"status": item["status"], "message_id": item["message_id"]})
+                   extra={"status": item["status"], "message_id": recipient_id(parse_recipient_pk(item["pk"])[1], position(item))})
 
 
 def _update(item: dict, old: dict) -> bool:
@@ -274,7 +274,8 @@ def _update(item: dict, old: dict) -> bool:
         removed = [name for name in OUTCOME_FIELDS if name not in item and name in old]
     else:
         fields = {}
-        entries = [{**item["history"][-1], "note": f"late: the message is already {current}; status unchanged"}]
+        # Whole: the outcome's provider id and cost are not the item's.
+        entries = [{**history.shown(item)["history"][-1], "note": f"late: the message is already {current}; status unchanged"}]
         removed = []
     names = {f"#f{i}": name for i, name in enumerate([*fields, *removed])}
     values = {f":f{i}": value for i, value in enumerate(fields.values())}
@@ -299,24 +300,25 @@ def _update(item: dict, old: dict) -> bool:
 def _message_item(job: SendJob, claim: Claim, recipient: JobRecipient, outcome: Outcome, at: str, expires: int) -> dict:
     by = {"provider": outcome.provider} if outcome.provider else {}
     entry = {"status": outcome.status, "at": at, **by}
-    item = {**recipient_key(job.tenant_id, job.request_id, recipient.index), "message_id": recipient.message_id,
-            "number": recipient.number, "status": outcome.status, **by,
-            "created_at": claim.claimed_at or at, "updated_at": at, "expires_at": expires}
+    # No message_id, number or created_at: the key, the request's chunk and the first history entry
+    # say them (storage is priced for the whole retention: tuma.store.history).
+    item = {**recipient_key(job.tenant_id, job.request_id, recipient.index),
+            "status": outcome.status, **by, "updated_at": at, "expires_at": expires}
     for name in ("provider_message_id", "cost", "error_code", "reason"):
         if getattr(outcome, name):
             entry[name] = item[name] = getattr(outcome, name)
     for name in ("failover_from", "failover_reason", "cost_estimated"):
         if getattr(outcome, name):
             item[name] = getattr(outcome, name)
-    tried = outcome.status not in (REJECTED,) and recipient.index not in {r.index for r in claim.orphaned}
-    history = []
-    if tried and outcome.failover_from:
+    was_tried = outcome.status not in (REJECTED,) and recipient.index not in {r.index for r in claim.orphaned}
+    tried = []
+    if was_tried and outcome.failover_from:
         # Which provider was tried first, why it did not send, and which one did.
-        history += [{"status": SENDING, "at": claim.claimed_at, "provider": outcome.failover_from},
-                    {"status": SENDING, "at": at, **by, "reason": f"failover: {outcome.failover_reason}"}]
-    elif tried:
-        history.append({"status": SENDING, "at": claim.claimed_at, **by})
-    item["history"] = history + [entry]
+        tried += [{"status": SENDING, "at": claim.claimed_at, "provider": outcome.failover_from},
+                  {"status": SENDING, "at": at, **by, "reason": f"failover: {outcome.failover_reason}"}]
+    elif was_tried:
+        tried.append({"status": SENDING, "at": claim.claimed_at, **by})
+    item["history"] = tried + [history.outcome_entry(entry)]
     if job.callback_url:
         item["callback_url"] = job.callback_url
     return item

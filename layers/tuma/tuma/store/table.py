@@ -6,6 +6,7 @@
   T#<tenant>#M#<request id> / J#<n>      the send job whose first message is n: its claim and progress
   T#<tenant>#M#<request id>#<n mod SHARDS> / R#<n>
                                          message n once the sender has an outcome: status, history
+                                         (tuma.store.history: entries share the item's fields)
   T#<tenant>#M#<request id>#<shard> / PROGRESS
                                          a batch's counters for that shard (tuma.store.progress)
   KEY#<sha256 of api key>   / KEY        an API key's tenant
