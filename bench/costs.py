@@ -121,6 +121,7 @@ def configuration() -> dict:
     table_props = doc["Resources"]["Table"]["Properties"]
     backups = table_props.get("PointInTimeRecoverySpecification") or {}
     config["_pitr"] = bool(backups.get("PointInTimeRecoveryEnabled"))
+    config["_retention_days"] = int(parameters["RetentionDays"]["Default"])
     return config
 
 
@@ -744,7 +745,16 @@ def price(h: Harness, messages: int) -> dict:
                    "http_api": total + api_share * (PRICES_USD["api_gateway_http_per_million"]
                                                     - PRICES_USD["api_gateway_rest_per_million"]),
                    "function_url": total - breakdown["api_gateway"]}
+    # The same counts at other record retentions (`RetentionDays`), with and without point-in-time
+    # recovery: only storage moves, in proportion (every item these scenarios leave expires with
+    # its message's retention).
+    stored_gb_months_per_day = h.stored["byte_months"] / 1e9 * per / c["_retention_days"]
+    retentions = {f"{days}d{'' if pitr else '_no_pitr'}": total - breakdown["dynamodb_storage"]
+                  + stored_gb_months_per_day * days * (PRICES_USD["dynamodb_storage_per_gb_month"]
+                                                       + (PRICES_USD["dynamodb_pitr_per_gb_month"] if pitr else 0))
+                  for days in (c["_retention_days"], 30, 14) for pitr in (True, False)}
     return {"usd_per_million": total, "by_service": breakdown, "usd_per_million_by_front_door": front_doors,
+            "usd_per_million_by_retention": retentions,
             "per_message": {"lambda_invocations": {n: v / messages for n, v in h.invocations.items()},
                             "billed_ms": {n: v / messages for n, v in h.billed_ms.items()},
                             "log_bytes": {n: v / messages for n, v in h.log_bytes.items()},
@@ -791,5 +801,6 @@ if __name__ == "__main__":
     out = run(n, int(sys.argv[2])) if len(sys.argv) > 2 else run(n)
     print(json.dumps({k: {"usd_per_million": v["usd_per_million"], "by_service": v["by_service"],
                           "usd_per_million_by_front_door": v["usd_per_million_by_front_door"],
+                          "usd_per_million_by_retention": v["usd_per_million_by_retention"],
                           "per_message": v["per_message"], "requests": v["requests"], "mean_ms": v["mean_ms"]}
                       for k, v in out.items()}, indent=1, default=str))

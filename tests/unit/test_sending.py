@@ -453,6 +453,28 @@ def test_a_late_sent_after_delivered_keeps_delivered_and_appends_history(aws, st
     assert [e["status"] for e in stored["history"]][-1] == "sent"
 
 
+def test_a_late_outcome_whose_write_lost_its_answer_is_noted_once(aws, store, simsaya, clock, monkeypatch):
+    """botocore sends a write again when its answer is lost; a late note changes no status, so only
+    the history's length tells the retry that it is done."""
+    from test_batch_progress import moto_faults
+
+    job = make_job("sayasms")
+    claim = store.claim(job, clock(), GRACE)
+    recipient = job.recipients[0]
+    store.record(job, claim, [(recipient, Outcome(SENT, "sayasms", provider_message_id="msg_p_1"))], clock())
+    set_status(aws, job, 1, DELIVERED)
+    lost = moto_faults(monkeypatch, "update_item", lambda args, kwargs: "list_append(if_not_exists(history" in str(
+        args + tuple(kwargs.values())), "lost")
+
+    clock.advance(seconds=1)
+    store.record(job, claim, [(recipient, Outcome(SENT, "sayasms", provider_message_id="msg_p_1"))], clock())
+
+    assert lost  # the note's write was applied and its answer lost
+    notes = [e for e in item(aws, job, 1)["history"] if "note" in e]
+    assert [n["note"] for n in notes] == ["late: the message is already delivered; status unchanged"]
+    assert notes[0]["provider_message_id"] == "msg_p_1"  # a note keeps the outcome whole
+
+
 def test_scope_of_the_stored_items(aws, store, simsaya, clock):
     first, second = make_job("sayasms", tenant="tenant-a"), make_job("sayasms", tenant="tenant-b")
     send_job(first, store, via(adapter("sayasms", simsaya.url), clock), clock, GRACE)

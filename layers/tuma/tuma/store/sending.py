@@ -267,7 +267,7 @@ def _write_one(item: dict) -> None:
 def _update(item: dict, old: dict) -> bool:
     """Move `old` to the item's outcome if that moves it forward, else add the outcome to its
     history with a note; False when the item changed under us."""
-    current = old.get("status")
+    current, length = old.get("status"), len(old.get("history") or [])
     if may_move(current, item["status"]):
         fields = {name: item[name] for name in ("status", "updated_at", *OUTCOME_FIELDS) if name in item}
         entries = item["history"]
@@ -275,7 +275,10 @@ def _update(item: dict, old: dict) -> bool:
     else:
         fields = {}
         # Whole: the outcome's provider id and cost are not the item's.
-        entries = [{**history.shown(item)["history"][-1], "note": f"late: the message is already {current}; status unchanged"}]
+        note = {**history.shown(item)["history"][-1], "note": f"late: the message is already {current}; status unchanged"}
+        if (old.get("history") or [])[-1:] == [note]:
+            return True  # noted already: by an earlier try of this write whose answer was lost
+        entries = [note]
         removed = []
     names = {f"#f{i}": name for i, name in enumerate([*fields, *removed])}
     values = {f":f{i}": value for i, value in enumerate(fields.values())}
@@ -285,9 +288,12 @@ def _update(item: dict, old: dict) -> bool:
         table().update_item(
             Key={"pk": item["pk"], "sk": item["sk"]},
             UpdateExpression=f"SET history = list_append(if_not_exists(history, :none), :entries){assignments}{removal}",
-            ConditionExpression="#s = :current",
+            # The history as read, too: botocore sends a write again when its answer is lost, and
+            # a late note (no status change) would otherwise be appended twice.
+            ConditionExpression="#s = :current AND (attribute_not_exists(history) OR size(history) = :length)",
             ExpressionAttributeNames={"#s": "status", **names},
-            ExpressionAttributeValues={":entries": entries, ":none": [], ":current": current, **values})
+            ExpressionAttributeValues={":entries": entries, ":none": [], ":current": current, ":length": length,
+                                       **values})
     except ClientError as problem:
         if not is_conditional_failure(problem):
             raise
