@@ -292,6 +292,37 @@ def test_a_healthy_call_resets_the_count_so_failures_must_be_consecutive(aws):
     assert read_circuit("254sms")["failures"] == 1
 
 
+def test_a_failure_whose_count_lost_its_answer_is_counted_once(aws, monkeypatch):
+    """botocore sends the count's write again when its answer is lost: counted twice, a circuit
+    would open a failure early (and, on a flaky network, at a third of its threshold)."""
+    from test_batch_progress import moto_faults
+
+    breaker = DynamoBreaker(SETTINGS)
+    lost = moto_faults(monkeypatch, "update_item", lambda args, kwargs: "ADD" in str(args + tuple(kwargs.values())),
+                       "lost")
+
+    breaker.record("254sms", breaker.gate("254sms", T0), healthy=False, now=T0)
+
+    assert lost  # applied, its answer lost, sent again
+    assert read_circuit("254sms") == {"state": CLOSED, "since": None, "failures": 1}
+
+
+def test_a_long_outage_does_not_grow_the_circuit_item(aws):
+    """A failed probe re-opens the circuit without counting: the count only decides when a closed
+    circuit opens, and each counted failure keeps an id."""
+    breaker = DynamoBreaker(SETTINGS)
+    for _ in range(SETTINGS.threshold):
+        breaker.record("254sms", breaker.gate("254sms", T0), healthy=False, now=T0)
+    at = T0
+    for _ in range(20):
+        at += timedelta(minutes=10)
+        gate = breaker.gate("254sms", at)
+        assert gate.probe
+        breaker.record("254sms", gate, healthy=False, now=at)
+
+    assert read_circuit("254sms") == {"state": OPEN, "since": at.isoformat(), "failures": SETTINGS.threshold}
+
+
 # --- what ends `failed`, and what waits for the job's next delivery ----------------------------
 
 

@@ -1,13 +1,17 @@
 """The providers' circuit breakers in DynamoDB (rules in tuma.domain.circuit), one item per
 provider, shared by every sender instance:
 
-  PROVIDER#<name> / CIRCUIT    state (closed | open | half_open), since, failures
+  PROVIDER#<name> / CIRCUIT    state (closed | open | half_open), since, failed_calls (one id per
+                               failed call: the count is its size)
 
 A closed circuit costs one read per provider call, and a write only when a call fails or the
-first healthy call after failures resets the count."""
+first healthy call after failures resets the count. A failure is counted by adding its own id to
+a set, not by adding 1: botocore sends a write again when its answer is lost, and a set takes
+the same id once, where a number would count the failure twice and open the circuit early."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,7 +30,12 @@ def circuit_key(provider: str) -> dict:
 def read_circuit(provider: str) -> dict:
     """The circuit as stored: {"state", "since", "failures"} (closed with no failures if never written)."""
     item = table().get_item(Key=circuit_key(provider), ConsistentRead=True).get("Item") or {}
-    return {"state": item.get("state", CLOSED), "since": item.get("since"), "failures": int(item.get("failures", 0))}
+    return {"state": item.get("state", CLOSED), "since": item.get("since"), "failures": _failures(item)}
+
+
+def _failures(item: dict) -> int:
+    # `failures`: the number an item written before failed_calls may still hold.
+    return len(item.get("failed_calls") or ()) + int(item.get("failures", 0))
 
 
 class DynamoBreaker:
@@ -75,19 +84,22 @@ class DynamoBreaker:
     def _record(self, provider: str, gate: Gate, healthy: bool, now: datetime) -> None:
         if healthy:
             if gate.probe:
-                self._set(provider, CLOSED, now, failures=0)
+                self._set(provider, CLOSED, now, reset=True)
                 logger.info("circuit closed", extra={"provider": provider})
             elif gate.failures:
                 self._reset_if_closed(provider)
             return
-        failures = int(table().update_item(
-            Key=circuit_key(provider), UpdateExpression="ADD failures :one SET last_failure_at = :now",
-            ExpressionAttributeValues={":one": 1, ":now": now.isoformat()},
-            ReturnValues="UPDATED_NEW")["Attributes"]["failures"])
         if gate.probe:
+            # Not counted: the count only decides when a closed circuit opens, and a set that took
+            # an id per failed probe would grow through a long outage.
             self._set(provider, OPEN, now)
             logger.warning("circuit opened again: the probe failed", extra={"provider": provider})
-        elif failures >= self.settings.threshold and self._open_if_closed(provider, now):
+            return
+        failures = _failures(table().update_item(
+            Key=circuit_key(provider), UpdateExpression="ADD failed_calls :call SET last_failure_at = :now",
+            ExpressionAttributeValues={":call": {uuid.uuid4().hex}, ":now": now.isoformat()},
+            ReturnValues="ALL_NEW")["Attributes"])
+        if failures >= self.settings.threshold and self._open_if_closed(provider, now):
             logger.warning("circuit opened", extra={"provider": provider, "failures": failures})
 
     def _reset_if_closed(self, provider: str) -> None:
@@ -95,20 +107,19 @@ class DynamoBreaker:
         only its probe may do that."""
         try:
             table().update_item(
-                Key=circuit_key(provider), UpdateExpression="SET failures = :zero",
+                Key=circuit_key(provider), UpdateExpression="REMOVE failed_calls, failures",
                 ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
-                ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":zero": 0, ":closed": CLOSED})
+                ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":closed": CLOSED})
         except ClientError as problem:
             if not is_conditional_failure(problem):
                 raise
 
-    def _set(self, provider: str, state: str, now: datetime, failures: int | None = None) -> None:
-        reset = ", failures = :failures" if failures is not None else ""
+    def _set(self, provider: str, state: str, now: datetime, reset: bool = False) -> None:
         table().update_item(
-            Key=circuit_key(provider), UpdateExpression=f"SET #state = :state, since = :now{reset}",
+            Key=circuit_key(provider),
+            UpdateExpression="SET #state = :state, since = :now" + (" REMOVE failed_calls, failures" if reset else ""),
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":state": state, ":now": now.isoformat(),
-                                       **({":failures": failures} if failures is not None else {})})
+            ExpressionAttributeValues={":state": state, ":now": now.isoformat()})
 
     def _open_if_closed(self, provider: str, now: datetime) -> bool:
         try:
