@@ -620,11 +620,13 @@ class Harness:
                 return items
 
 
-def storage_left(before: dict, after: dict, now: float) -> dict:
+def storage_left(before: dict, after: dict, now: float, retention_days: int) -> dict:
     """What a run left stored, from two of Harness.table_items: the items it added, and what it
     added to items there before (a batch's counters, the circuit), each for the months until its
-    TTL. An item with no TTL stays until someone deletes it: priced a year, and shown apart."""
-    byte_months, stored, unexpiring = 0.0, 0, 0
+    TTL. An item with no TTL stays until someone deletes it: priced a year, and shown apart.
+    `retention_byte_months`: the part kept for `RetentionDays` (TTL within a day of it), which
+    another retention would scale; a parked report's 7 days or a year without TTL would not."""
+    byte_months, retention_byte_months, stored, unexpiring = 0.0, 0.0, 0, 0
     for key, (size, expires) in after.items():
         added = size - before.get(key, (0, None))[0]
         if added <= 0:
@@ -632,8 +634,12 @@ def storage_left(before: dict, after: dict, now: float) -> dict:
         stored += added
         if expires is None:
             unexpiring += added
-        byte_months += added * (max(0, expires - now) / (30 * 86400) if expires else 12)
-    return {"bytes": stored, "byte_months": byte_months, "unexpiring_bytes": unexpiring}
+        months = max(0, expires - now) / (30 * 86400) if expires else 12
+        byte_months += added * months
+        if expires and abs(expires - now - retention_days * 86400) < 86400:
+            retention_byte_months += added * months
+    return {"bytes": stored, "byte_months": byte_months, "retention_byte_months": retention_byte_months,
+            "unexpiring_bytes": unexpiring}
 
 
 def access_log_line(log_format: str, path: str, answer: dict, latency_ms: int) -> str:
@@ -746,12 +752,12 @@ def price(h: Harness, messages: int) -> dict:
                                                     - PRICES_USD["api_gateway_rest_per_million"]),
                    "function_url": total - breakdown["api_gateway"]}
     # The same counts at other record retentions (`RetentionDays`), with and without point-in-time
-    # recovery: only storage moves, in proportion (every item these scenarios leave expires with
-    # its message's retention).
-    stored_gb_months_per_day = h.stored["byte_months"] / 1e9 * per / c["_retention_days"]
+    # recovery: only storage moves, and only what is kept for RetentionDays scales with it.
+    kept_per_day = h.stored["retention_byte_months"] / 1e9 * per / c["_retention_days"]
+    other = (h.stored["byte_months"] - h.stored["retention_byte_months"]) / 1e9 * per
     retentions = {f"{days}d{'' if pitr else '_no_pitr'}": total - breakdown["dynamodb_storage"]
-                  + stored_gb_months_per_day * days * (PRICES_USD["dynamodb_storage_per_gb_month"]
-                                                       + (PRICES_USD["dynamodb_pitr_per_gb_month"] if pitr else 0))
+                  + (kept_per_day * days + other) * (PRICES_USD["dynamodb_storage_per_gb_month"]
+                                                     + (PRICES_USD["dynamodb_pitr_per_gb_month"] if pitr else 0))
                   for days in (c["_retention_days"], 30, 14) for pitr in (True, False)}
     return {"usd_per_million": total, "by_service": breakdown, "usd_per_million_by_front_door": front_doors,
             "usd_per_million_by_retention": retentions,
@@ -791,7 +797,7 @@ def run(bulk_messages: int = 10_000, latency_ms: int = 100) -> dict:
             before = harness.table_items()
             harness.authorize_once()
             messages = plan(harness, False)
-            harness.stored = storage_left(before, harness.table_items(), time.time())
+            harness.stored = storage_left(before, harness.table_items(), time.time(), config["_retention_days"])
             results[name] = price(harness, messages)
     return results
 

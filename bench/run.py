@@ -259,11 +259,19 @@ def sms254_personalised_job(sqs, queue_url: str, sender) -> float:
     body = {"from": "MYSHOP", "provider": "254sms", "messages": [
         {"to": f"07{15000000 + i}", "body": f"Dear customer {i}, your balance is KES {i * 7}."} for i in range(1000)]}
     with contextlib.redirect_stdout(io.StringIO()):
-        assert bulk.handler(api_event("/v1/messages/bulk", body), Context())["statusCode"] == 202
-    jobs = []
-    while not jobs:
-        jobs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
-    record = {"messageId": jobs[0]["MessageId"], "receiptHandle": jobs[0]["ReceiptHandle"], "body": jobs[0]["Body"],
+        answer = bulk.handler(api_event("/v1/messages/bulk", body), Context())
+    assert answer["statusCode"] == 202, answer
+    batch_id = json.loads(answer["body"])["batch_id"]
+    # This batch's job, not a job of the 10,000 that came back to the queue after its visibility
+    # timeout (the in-process sender reruns failed jobs itself and never deletes them): such a job
+    # finds its claim closed and would be timed at a few milliseconds.
+    job = None
+    while job is None:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", []):
+            if batch_id in message["Body"]:
+                job = message
+    record = {"messageId": job["MessageId"], "receiptHandle": job["ReceiptHandle"], "body": job["Body"],
               "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
               "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench"}
     started = time.perf_counter()

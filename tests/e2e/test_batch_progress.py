@@ -41,7 +41,10 @@ def test_a_batchs_counts_follow_the_sender_and_the_delivery_reports(stack, clien
     """Once: the GET answers from the counters, and they are exact. Twice (a provider resending
     reports): a report applied before takes the batch off the counters (it cannot tell a resend
     from a death between the write and the count), and its GET reads every message: still exact."""
-    sayasms.callbacks(enabled=True, duplicate=duplicate)
+    # 300 ms between stages: the reports come after the sender has linked their ids (a report that
+    # races the link is parked, and the sender and the webhook may then both apply it: off the
+    # counters, by design, and not what the first case is about).
+    sayasms.callbacks(enabled=True, duplicate=duplicate, delay_ms=300)
     answer = client.post("/v1/messages/bulk", {"from": "SHOP", "provider": "sayasms", "messages": [
         {"to": f"07{22000000 + i}", "body": f"Hello {i}"} for i in range(20)]})
     assert answer.status_code == 202, answer.text
@@ -54,7 +57,8 @@ def test_a_batchs_counts_follow_the_sender_and_the_delivery_reports(stack, clien
     statuses = {client.get(f"/v1/messages/{batch_id}_{i}").json()["status"] for i in range(1, 21)}
     assert statuses == {"delivered"}
     stored = counters(stack, batch_id)
+    resent = [c for c in sayasms.callback_log() if c["attempt"] > 1]
     if duplicate:
         assert stored.get("uncounted"), stored
-    else:
+    elif not resent:  # a report sent again (the webhook slow to answer) may take it off them too
         assert stored == {"n_delivered": 20}, stored  # sent 20, then moved to delivered one by one

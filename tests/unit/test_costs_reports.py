@@ -159,14 +159,17 @@ def test_only_status_changes_that_make_a_callback_invoke_the_dispatch_function(c
 
 def test_storage_is_priced_for_what_a_run_added_until_each_items_ttl():
     """bench/costs.py's storage line: a new item for the months to its TTL, a grown item for its
-    growth only, an item without a TTL for a year and shown apart, a shrunk one for nothing."""
-    now, month = 1_800_000_000, 30 * 86400
+    growth only, an item without a TTL for a year and shown apart, a shrunk one for nothing. Only
+    what is kept for the retention (90 days here) would scale with another retention: not a parked
+    report's 7 days, not a year without TTL."""
+    now, month, day = 1_800_000_000, 30 * 86400, 86400
     before = {("a", "grown"): (300, now + 3 * month), ("a", "shrunk"): (500, now + month)}
     after = {("a", "grown"): (400, now + 3 * month), ("a", "shrunk"): (200, now + month),
-             ("b", "new"): (1000, now + 3 * month), ("b", "forever"): (150, None)}
-    left = costs.storage_left(before, after, now)
-    assert left == {"bytes": 100 + 1000 + 150, "unexpiring_bytes": 150,
-                    "byte_months": pytest.approx(100 * 3 + 1000 * 3 + 150 * 12)}
+             ("b", "new"): (1000, now + 3 * month), ("b", "forever"): (150, None), ("b", "parked"): (300, now + 7 * day)}
+    left = costs.storage_left(before, after, now, 90)
+    assert left == {"bytes": 100 + 1000 + 150 + 300, "unexpiring_bytes": 150,
+                    "byte_months": pytest.approx(100 * 3 + 1000 * 3 + 150 * 12 + 300 * 7 / 30),
+                    "retention_byte_months": pytest.approx(100 * 3 + 1000 * 3)}
 
 
 def test_the_access_log_line_is_the_templates_format_filled_in(config):

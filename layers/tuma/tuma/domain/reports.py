@@ -116,10 +116,6 @@ class Report:
         """What makes a report the same report again: each event happens once per message."""
         return self.event
 
-    def history_entry(self) -> dict:
-        return {"status": self.status, "event": self.event, "at": self.received_at, "provider": PROVIDER,
-                **self.details}
-
     def to_item(self) -> dict:
         return {"event": self.event, "provider_message_id": self.provider_message_id,
                 "received_at": self.received_at, "details": dict(self.details)}
