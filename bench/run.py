@@ -425,7 +425,8 @@ def table(results: dict) -> str:
     for scenario, cost in details["costs"].items():
         lines.append(f"  {scenario:28} " + ", ".join(
             f"{k} {v:.2f}" for k, v in cost["usd_per_million_by_front_door"].items()))
-    lines += ["", "cost per million SMS by record retention (RetentionDays, point-in-time recovery), the same counts (USD):"]
+    lines += ["", "cost per million SMS by record retention (RetentionDays, point-in-time recovery), "
+                  "the same counts (USD):"]
     for scenario, cost in details["costs"].items():
         lines.append(f"  {scenario:28} " + ", ".join(
             f"{k} {v:.2f}" for k, v in cost["usd_per_million_by_retention"].items()))

@@ -117,7 +117,8 @@ def test_a_bulk_without_a_key_failing_mid_queueing_leaves_no_message_queued_fore
     batch = next(iter(on_queue)).rsplit("_", 1)[0]
     # The request's items, and its message items under their shards (tuma.store.table.recipient_pk).
     items = [i for i in aws.items() if i["pk"].startswith(f"T#tenant-a#M#{batch}")]
-    cancelled = {f"{batch}_{int(i['sk'][2:])}" for i in items if i["sk"].startswith("R#") and i["status"] == "cancelled"}
+    cancelled = {f"{batch}_{int(i['sk'][2:])}" for i in items
+                 if i["sk"].startswith("R#") and i["status"] == "cancelled"}
     assert cancelled and not cancelled & set(on_queue)
     assert len(cancelled) + len(on_queue) == 10_000
     # A copy of a cancelled job that SQS took despite the timeout finds its job item cancelled.

@@ -260,8 +260,9 @@ def _write_one(item: dict) -> None:
             return  # recorded already: by an earlier try, or by our own INSERT whose answer was lost
         if _update(item, old):
             return
+    message_id = recipient_id(parse_recipient_pk(item["pk"])[1], position(item))
     logger.warning("outcome not recorded: the message kept changing under the sender",
-                   extra={"status": item["status"], "message_id": recipient_id(parse_recipient_pk(item["pk"])[1], position(item))})
+                   extra={"status": item["status"], "message_id": message_id})
 
 
 def _update(item: dict, old: dict) -> bool:
@@ -275,7 +276,8 @@ def _update(item: dict, old: dict) -> bool:
     else:
         fields = {}
         # Whole: the outcome's provider id and cost are not the item's.
-        note = {**history.shown(item)["history"][-1], "note": f"late: the message is already {current}; status unchanged"}
+        note = {**history.shown(item)["history"][-1],
+                "note": f"late: the message is already {current}; status unchanged"}
         if (old.get("history") or [])[-1:] == [note]:
             return True  # noted already: by an earlier try of this write whose answer was lost
         entries = [note]
@@ -290,7 +292,8 @@ def _update(item: dict, old: dict) -> bool:
             UpdateExpression=f"SET history = list_append(if_not_exists(history, :none), :entries){assignments}{removal}",
             # The history as read, too: botocore sends a write again when its answer is lost, and
             # a late note (no status change) would otherwise be appended twice.
-            ConditionExpression="#s = :current AND (attribute_not_exists(history) OR size(history) = :length)",
+            ConditionExpression=("#s = :current AND "
+                                 "(attribute_not_exists(history) OR size(history) = :length)"),
             ExpressionAttributeNames={"#s": "status", **names},
             ExpressionAttributeValues={":entries": entries, ":none": [], ":current": current, ":length": length,
                                        **values})
