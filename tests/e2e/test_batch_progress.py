@@ -41,10 +41,11 @@ def test_a_batchs_counts_follow_the_sender_and_the_delivery_reports(stack, clien
     """Once: the GET answers from the counters, and they are exact. Twice (a provider resending
     reports): a report applied before takes the batch off the counters (it cannot tell a resend
     from a death between the write and the count), and its GET reads every message: still exact."""
-    # 300 ms between stages: the reports come after the sender has linked their ids (a report that
-    # races the link is parked, and the sender and the webhook may then both apply it: off the
-    # counters, by design, and not what the first case is about).
-    sayasms.callbacks(enabled=True, duplicate=duplicate, delay_ms=300)
+    # 1 s between stages (`delivered` 3 s after the call): the reports come after the sender has
+    # linked their ids even on a loaded machine (a report that races the link is parked, and the
+    # sender and the webhook may then both apply it: off the counters, by design, and not what the
+    # first case is about).
+    sayasms.callbacks(enabled=True, duplicate=duplicate, delay_ms=1000)
     answer = client.post("/v1/messages/bulk", {"from": "SHOP", "provider": "sayasms", "messages": [
         {"to": f"07{22000000 + i}", "body": f"Hello {i}"} for i in range(20)]})
     assert answer.status_code == 202, answer.text
