@@ -30,7 +30,7 @@ def report_entry(report: Report) -> dict:
 
 def outcome_entry(entry: dict) -> dict:
     """The sender's outcome entry as stored: a `sent` entry without the item's own fields."""
-    if entry.get("status") != SENT or "note" in entry:
+    if entry.get("status") != SENT:
         return entry
     return {name: value for name, value in entry.items() if name not in _OUTCOME_FIELDS}
 
